@@ -1,0 +1,60 @@
+"""The `caseclock` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from .policy import PolicyError, load_policy
+from .timeutil import to_us
+
+
+def _timestamp(text: str) -> int:
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp: {text!r}") from None
+    if dt.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"naive timestamp {text!r}: a UTC offset is required")
+    return to_us(dt)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="caseclock", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="run the SLA engine over a JSON-lines file of events")
+    r.add_argument("events", help="events file (JSON lines), or - for stdin")
+    r.add_argument("--until", type=_timestamp, help="horizon (RFC 3339); default: latest event")
+    r.add_argument("--policy", help="policy file (TOML); default: built-in support-plus")
+    r.add_argument("--strict", action="store_true", help="stop at the first invalid line")
+
+    s = sub.add_parser("schemas", help="write JSON Schemas and the AsyncAPI document")
+    s.add_argument("--out", default="schemas", help="output directory (default: schemas)")
+    s.add_argument("--check", action="store_true", help="fail if the files differ instead")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "replay":
+            from .replay import main_replay
+
+            return main_replay(args.events, load_policy(args.policy), args.until, args.strict)
+        if args.command == "schemas":
+            from .schemas import main_schemas
+
+            return main_schemas(args.out, args.check)
+    except PolicyError as e:
+        print(f"caseclock: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

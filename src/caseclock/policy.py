@@ -1,0 +1,197 @@
+"""Response plans: what a support organisation promised, as data.
+
+A policy file holds one or more plans; each plan maps a priority to its windows. The engine only
+ever sees validated, integer-microsecond windows, so a typo in a policy fails at start-up with
+the offending field named, never at 3 a.m. when a deadline is computed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .timeutil import parse_duration
+
+DEFAULT_POLICY_RESOURCE = "support-plus.toml"
+
+ElevateMode = Literal["immediately", "never", "after"]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityRule:
+    """The windows of one priority, in microseconds."""
+
+    priority: int
+    acknowledge: int
+    update_every: int
+    time_to_open: int | None
+    elevate: ElevateMode
+    elevate_after: int | None
+    """For elevate == "after": elevate this long after opening unless an ETA or workaround."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    warn_fraction: float | None
+    priorities: Mapping[int, PriorityRule]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    plans: Mapping[str, Plan]
+    default_plan: str
+
+    def rule(self, plan: str, priority: int) -> PriorityRule | None:
+        p = self.plans.get(plan)
+        return None if p is None else p.priorities.get(priority)
+
+    @property
+    def all_priorities(self) -> frozenset[int]:
+        return frozenset(pr for plan in self.plans.values() for pr in plan.priorities)
+
+    def windows_seconds(self) -> dict[str, list[float]]:
+        """Every ack and time-to-open window, in seconds (for histogram buckets)."""
+        ack = sorted(
+            {r.acknowledge / 1e6 for p in self.plans.values() for r in p.priorities.values()}
+        )
+        tto = sorted(
+            {
+                r.time_to_open / 1e6
+                for p in self.plans.values()
+                for r in p.priorities.values()
+                if r.time_to_open is not None
+            }
+        )
+        return {"acknowledge": ack, "time_to_open": tto}
+
+
+# --- the file format, validated by pydantic -------------------------------------------------
+
+
+def _duration(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise ValueError("expected a duration string such as '4h'")
+    if isinstance(v, int):
+        raise ValueError(f"bare number {v} is ambiguous: write a unit, e.g. '{v}h' or '{v}s'")
+    us = parse_duration(v)
+    if us <= 0:
+        raise ValueError("duration must be positive")
+    return us
+
+
+class _PriorityDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    acknowledge: int
+    update_every: int
+    time_to_open: int | None = None
+    elevate: str = "never"
+
+    @field_validator("acknowledge", "update_every", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> int:
+        return _duration(v)
+
+    @field_validator("time_to_open", mode="before")
+    @classmethod
+    def _tto(cls, v: Any) -> int | None:
+        return None if v is None else _duration(v)
+
+    @field_validator("elevate")
+    @classmethod
+    def _elevate(cls, v: str) -> str:
+        if v in ("immediately", "never"):
+            return v
+        try:
+            _duration(v)
+        except ValueError as e:
+            raise ValueError(f"'immediately', 'never' or a duration such as '8h' ({e})") from e
+        return v
+
+
+class _PlanDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    warn_fraction: float | None = 0.75
+    calendar: Literal["24x7"] = "24x7"
+    priorities: dict[int, _PriorityDoc] = Field(min_length=1)
+
+    @field_validator("warn_fraction")
+    @classmethod
+    def _fraction(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v < 1.0:
+            raise ValueError("warn_fraction must be between 0 and 1 (exclusive), or absent")
+        return v
+
+
+class _PolicyDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default_plan: str = "support-plus"
+    plans: dict[str, _PlanDoc] = Field(min_length=1)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid policy {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def policy_from_mapping(doc: Mapping[str, Any], source: str = "<mapping>") -> Policy:
+    try:
+        parsed = _PolicyDoc.model_validate(doc)
+    except ValidationError as e:
+        raise PolicyError(_format_errors(e, source)) from None
+    plans: dict[str, Plan] = {}
+    for name, pd in parsed.plans.items():
+        rules: dict[int, PriorityRule] = {}
+        for prio, rd in pd.priorities.items():
+            after = None if rd.elevate in ("immediately", "never") else _duration(rd.elevate)
+            mode: ElevateMode = "after" if after is not None else rd.elevate  # type: ignore[assignment]
+            rules[prio] = PriorityRule(
+                priority=prio,
+                acknowledge=rd.acknowledge,
+                update_every=rd.update_every,
+                time_to_open=rd.time_to_open,
+                elevate=mode,
+                elevate_after=after,
+            )
+        plans[name] = Plan(name=name, warn_fraction=pd.warn_fraction, priorities=rules)
+    if parsed.default_plan not in plans:
+        raise PolicyError(
+            f"invalid policy {source}:\n  default_plan: {parsed.default_plan!r} is not one of "
+            f"the plans ({', '.join(sorted(plans))})"
+        )
+    return Policy(plans=plans, default_plan=parsed.default_plan)
+
+
+def policy_from_toml(text: str, source: str = "<string>") -> Policy:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"invalid policy {source}: not valid TOML: {e}") from None
+    return policy_from_mapping(doc, source)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file, or the built-in support-plus policy when path is None."""
+    if path is None:
+        text = resources.files("caseclock.policies").joinpath(DEFAULT_POLICY_RESOURCE).read_text()
+        return policy_from_toml(text, f"<built-in {DEFAULT_POLICY_RESOURCE}>")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PolicyError(f"cannot read policy {p}: {e.strerror}") from None
+    return policy_from_toml(text, str(p))

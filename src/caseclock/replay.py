@@ -1,0 +1,207 @@
+"""Offline replay: the engine on a file of events, with a virtual clock.
+
+The virtual clock moves forward through the events' occurred_at (never backwards: an older
+event arrives "now") and fires every alert at the instant it falls due, as a continuously
+running live service would. Events at time t are applied before alerts due at t fire, so the
+clock only fires deadlines strictly before the next event's time, and the horizon inclusively.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from .engine import CaseState, Engine
+from .events import Alert, InboundEvent, Rejected, decode_event
+from .policy import Policy
+from .schedule import DeadlineIndex
+from .timeutil import to_us
+
+
+def alert_sort_key(a: Alert) -> tuple[object, ...]:
+    return (a.fired_at, a.due_at, a.case_id, a.type, a.stage)
+
+
+@dataclass
+class Summary:
+    events: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    breaches: Counter[int] = field(default_factory=Counter)
+    open_breaches: Counter[int] = field(default_factory=Counter)
+    invalid_reasons: Counter[str] = field(default_factory=Counter)
+
+    def render(self, cases: int) -> str:
+        lines = [
+            f"events: {self.events} applied, {self.duplicates} duplicate, {self.invalid} invalid"
+        ]
+        if self.invalid_reasons:
+            lines.append(
+                "invalid by reason: "
+                + ", ".join(f"{r}={n}" for r, n in sorted(self.invalid_reasons.items()))
+            )
+        lines.append(f"cases: {cases}")
+        lines.append(f"alerts: {sum(self.alerts.values())}")
+        for (t, st), n in sorted(self.alerts.items()):
+            lines.append(f"  {t} {st}: {n}")
+        lines.append(
+            "breaches by priority: "
+            + (", ".join(f"P{p}={n}" for p, n in sorted(self.breaches.items())) or "none")
+        )
+        lines.append(
+            "time-to-open breaches by priority: "
+            + (", ".join(f"P{p}={n}" for p, n in sorted(self.open_breaches.items())) or "none")
+        )
+        return "\n".join(lines)
+
+
+class Replayer:
+    """Drives the engine over a sequence of events with a virtual clock."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.engine = Engine(policy)
+        self.states: dict[str, CaseState] = {}
+        self.index = DeadlineIndex()
+        self.now: int | None = None
+        self.summary = Summary()
+
+    def feed(self, ev: InboundEvent) -> list[Alert]:
+        """Advance the clock to the event's time, then apply it. Returns the alerts fired."""
+        t = to_us(ev.occurred_at)
+        out = self._advance(t, inclusive=False)
+        if self.now is None or t > self.now:
+            self.now = t
+        state = self.states.get(ev.case_id)
+        was_open = state is not None and state.opened
+        state, applied = self.engine.apply(state, ev, self.now)
+        self.states[ev.case_id] = state
+        if not applied:
+            self.summary.duplicates += 1
+            return out
+        self.summary.events += 1
+        if not was_open and state.opened:
+            tto = self.engine.time_to_open(state)
+            if tto is not None and tto[2]:
+                self.summary.open_breaches[tto[0]] += 1
+        self.index.schedule(ev.case_id, self.engine.next_due(state))
+        return out
+
+    def finish(self, horizon: int | None = None) -> list[Alert]:
+        """Run the clock up to and including the horizon (default: the current time)."""
+        if horizon is None:
+            horizon = self.now
+        if horizon is None:
+            return []
+        out = self._advance(horizon, inclusive=True)
+        if self.now is None or horizon > self.now:
+            self.now = horizon
+        return out
+
+    def _advance(self, bound: int, inclusive: bool) -> list[Alert]:
+        out: list[Alert] = []
+        limit = bound + 1 if inclusive else bound
+        while (entry := self.index.pop_before(limit)) is not None:
+            due, key = entry
+            at = due if self.now is None or due > self.now else self.now
+            self.now = at
+            state = self.states[key]
+            alerts = self.engine.evaluate(state, at)
+            nxt = self.engine.next_due(state)
+            if not alerts and nxt is not None and nxt <= at:
+                raise RuntimeError(f"engine made no progress on case {key!r} at {at}")
+            self.index.schedule(key, nxt)
+            for a in alerts:
+                self.summary.alerts[(a.type, a.stage)] += 1
+                if a.stage == "breach":
+                    self.summary.breaches[a.priority] += 1
+            out.extend(alerts)
+        return out
+
+
+def replay(events: Iterable[InboundEvent], policy: Policy, until: int | None = None) -> list[Alert]:
+    """All alerts of a history, in output order. The horizon defaults to the latest event."""
+    r = Replayer(policy)
+    out: list[Alert] = []
+    latest: int | None = None
+    for ev in events:
+        t = to_us(ev.occurred_at)
+        latest = t if latest is None or t > latest else latest
+        out.extend(r.feed(ev))
+    out.extend(r.finish(until if until is not None else latest))
+    out.sort(key=alert_sort_key)
+    return out
+
+
+def read_events(
+    lines: Iterable[bytes], policy: Policy, summary: Summary, errors: IO[str], strict: bool
+) -> Iterator[InboundEvent]:
+    """Decode JSON lines; report invalid ones (line number and reason) and skip them."""
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield decode_event(line.rstrip(b"\r\n"), policy)
+        except Rejected as e:
+            summary.invalid += 1
+            summary.invalid_reasons[e.reason] += 1
+            print(f"line {n}: {e.reason}: {e.detail}", file=errors)
+            if strict:
+                raise
+
+
+def run_replay(
+    lines: Iterable[bytes],
+    policy: Policy,
+    out: IO[bytes],
+    errors: IO[str],
+    *,
+    until: int | None = None,
+    strict: bool = False,
+) -> Summary:
+    """The `caseclock replay` command: alerts as JSON lines on `out`, summary on `errors`.
+
+    Alerts are written as soon as no later alert can sort before them (fired_at is monotonic
+    on the virtual clock), so memory does not grow with the length of the history.
+    """
+    r = Replayer(policy)
+    pending: list[Alert] = []
+    latest: int | None = None
+
+    def flush(before: int | None) -> None:
+        nonlocal pending
+        pending.sort(key=alert_sort_key)
+        keep: list[Alert] = []
+        for a in pending:
+            if before is None or to_us(a.fired_at) < before:
+                out.write(a.to_json() + b"\n")
+            else:
+                keep.append(a)
+        pending = keep
+
+    for ev in read_events(lines, policy, r.summary, errors, strict):
+        t = to_us(ev.occurred_at)
+        latest = t if latest is None or t > latest else latest
+        pending.extend(r.feed(ev))
+        if len(pending) > 256:
+            flush(r.now)
+    pending.extend(r.finish(until if until is not None else latest))
+    flush(None)
+    print(r.summary.render(len(r.states)), file=errors)
+    return r.summary
+
+
+def main_replay(path: str, policy: Policy, until: int | None, strict: bool) -> int:
+    src = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    try:
+        run_replay(src, policy, sys.stdout.buffer, sys.stderr, until=until, strict=strict)
+    except Rejected:
+        return 2
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,108 @@
+"""The deadline index: which case is due next, without scanning every case.
+
+A binary heap of (due, seq, key) with lazy deletion, as in Flink's timer service: rescheduling
+a key pushes a new entry and leaves the old one to be skipped when it surfaces. A dict holds
+each key's live entry, so schedule, reschedule and remove are O(log n) and pop-due is
+O(log n) per entry popped. The heap is compacted when stale entries outnumber live ones, so
+memory stays proportional to the number of scheduled cases.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+
+
+class DeadlineIndex:
+    __slots__ = ("_heap", "_live", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, str]] = []
+        self._live: dict[str, tuple[int, int]] = {}
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._live
+
+    def due_of(self, key: str) -> int | None:
+        e = self._live.get(key)
+        return None if e is None else e[0]
+
+    def schedule(self, key: str, due: int | None) -> None:
+        """Set (or clear, with None) the key's deadline, replacing any earlier one."""
+        cur = self._live.get(key)
+        if due is None:
+            if cur is not None:
+                del self._live[key]
+                self._maybe_compact()
+            return
+        if cur is not None and cur[0] == due:
+            return
+        seq = next(self._seq)
+        self._live[key] = (due, seq)
+        heapq.heappush(self._heap, (due, seq, key))
+        if cur is not None:
+            self._maybe_compact()
+
+    def remove(self, key: str) -> None:
+        self.schedule(key, None)
+
+    def peek(self) -> int | None:
+        """The earliest live deadline, or None when empty."""
+        self._skip_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: int, limit: int | None = None) -> list[tuple[int, str]]:
+        """Remove and return (due, key) for every deadline <= now, earliest first.
+
+        `limit` caps the work of one call so a timer tick after an outage yields to the loop.
+        """
+        out: list[tuple[int, str]] = []
+        heap = self._heap
+        while heap and (limit is None or len(out) < limit):
+            due, seq, key = heap[0]
+            live = self._live.get(key)
+            if live is None or live[1] != seq:
+                heapq.heappop(heap)
+                continue
+            if due > now:
+                break
+            heapq.heappop(heap)
+            del self._live[key]
+            out.append((due, key))
+        return out
+
+    def pop_before(self, bound: int) -> tuple[int, str] | None:
+        """Remove and return the earliest (due, key) with due < bound, if any."""
+        self._skip_stale()
+        if not self._heap or self._heap[0][0] >= bound:
+            return None
+        due, _, key = heapq.heappop(self._heap)
+        del self._live[key]
+        return due, key
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        for key, (due, _) in self._live.items():
+            yield key, due
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._live.clear()
+
+    def _skip_stale(self) -> None:
+        heap = self._heap
+        while heap:
+            _, seq, key = heap[0]
+            live = self._live.get(key)
+            if live is not None and live[1] == seq:
+                return
+            heapq.heappop(heap)
+
+    def _maybe_compact(self) -> None:
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._live):
+            self._heap = [(d, s, k) for k, (d, s) in self._live.items()]
+            heapq.heapify(self._heap)

@@ -1,0 +1,156 @@
+"""Properties of the engine over random histories (hypothesis)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from caseclock.engine import CaseState
+from caseclock.events import Alert, CaseResolved, InboundEvent
+from caseclock.policy import Policy
+from caseclock.replay import Replayer, alert_sort_key
+from tests.factories import DEFAULT_POLICY, eta, note, opened, reprioritised, resolved
+
+CASES = ("A", "B", "C")
+quarter_hours = st.integers(min_value=0, max_value=4 * 60).map(lambda q: q / 4)
+
+
+@st.composite
+def event(draw: st.DrawFn) -> InboundEvent:
+    case = draw(st.sampled_from(CASES))
+    t = draw(quarter_hours)
+    kind = draw(st.sampled_from(["open", "open", "note", "note", "note", "eta", "res", "prio"]))
+    if kind == "open":
+        return opened(case, t, draw(st.integers(1, 3)))
+    if kind == "note":
+        return note(
+            case,
+            t,
+            author=draw(st.sampled_from(["support", "support", "customer", "system"])),
+            visibility=draw(st.sampled_from(["public", "public", "internal"])),
+            workaround=draw(st.booleans()),
+        )
+    if kind == "eta":
+        return eta(case, t, t + draw(st.integers(-8, 48)) / 2)
+    if kind == "res":
+        return resolved(case, t)
+    return reprioritised(case, t, draw(st.integers(1, 3)))
+
+
+@st.composite
+def history(draw: st.DrawFn) -> list[InboundEvent]:
+    """Mostly in time order, with some events arriving late (out of order)."""
+    evs = draw(st.lists(event(), min_size=1, max_size=25))
+    evs.sort(key=lambda e: e.occurred_at)
+    swaps = draw(st.lists(st.tuples(st.integers(0, 24), st.integers(0, 24)), max_size=4))
+    for i, j in swaps:
+        if i < len(evs) and j < len(evs):
+            evs[i], evs[j] = evs[j], evs[i]
+    return evs
+
+
+def run_all(events: Sequence[InboundEvent], horizon_extra_h: float = 200) -> list[Alert]:
+    r = Replayer(_policy())
+    out: list[Alert] = []
+    for e in events:
+        out.extend(r.feed(e))
+    assert r.now is not None
+    out.extend(r.finish(r.now + round(horizon_extra_h * 3600e6)))
+    return sorted(out, key=alert_sort_key)
+
+
+def _policy() -> Policy:
+    return DEFAULT_POLICY
+
+
+common = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@common
+@given(history())
+def test_no_alert_after_resolution_is_known(events: list[InboundEvent]) -> None:
+    r = Replayer(_policy())
+    known_resolved: set[str] = set()
+    for e in events:
+        fired = r.feed(e)
+        assert not [a for a in fired if a.case_id in known_resolved]
+        if isinstance(e, CaseResolved):
+            known_resolved.add(e.case_id)
+    assert r.now is not None
+    fired = r.finish(r.now + 500 * 3600 * 10**6)
+    assert not [a for a in fired if a.case_id in known_resolved]
+
+
+@common
+@given(history(), st.data())
+def test_duplicating_events_changes_nothing(
+    events: list[InboundEvent], data: st.DataObject
+) -> None:
+    dup = list(events)
+    for e in data.draw(st.lists(st.sampled_from(events), max_size=6)):
+        # A duplicate arrives at or after its original.
+        first = dup.index(e)
+        dup.insert(data.draw(st.integers(first + 1, len(dup))), e)
+    assert run_all(dup) == run_all(events)
+
+
+@common
+@given(history())
+def test_once_per_case_obligations_fire_at_most_once(events: list[InboundEvent]) -> None:
+    counts = Counter(
+        (a.case_id, a.type, a.stage) for a in run_all(events) if a.type != "update-due"
+    )
+    assert all(n == 1 for n in counts.values()), counts
+
+
+@common
+@given(history())
+def test_alert_ids_unique_and_identical_across_runs(events: list[InboundEvent]) -> None:
+    a = run_all(events)
+    b = run_all(events)
+    assert [x.alert_id for x in a] == [x.alert_id for x in b]
+    assert len({x.alert_id for x in a}) == len(a)
+
+
+@common
+@given(history(), st.data())
+def test_split_replay_with_state_restored_equals_one_run(
+    events: list[InboundEvent], data: st.DataObject
+) -> None:
+    """What the live service relies on: state survives a restart through its serialised form,
+    and the deadline index rebuilt from it continues exactly where the old one was."""
+    cut = data.draw(st.integers(0, len(events)))
+    horizon_h = 200.0
+    whole = run_all(events, horizon_h)
+
+    r1 = Replayer(_policy())
+    out: list[Alert] = []
+    for e in events[:cut]:
+        out.extend(r1.feed(e))
+    blob = orjson.dumps({k: s.to_dict() for k, s in r1.states.items()})
+    r2 = Replayer(_policy())
+    r2.now = r1.now
+    r2.summary = r1.summary
+    for key, doc in orjson.loads(blob).items():
+        st_ = CaseState.from_dict(doc)
+        r2.states[key] = st_
+        r2.index.schedule(key, r2.engine.next_due(st_))
+    for e in events[cut:]:
+        out.extend(r2.feed(e))
+    assert r2.now is not None
+    out.extend(r2.finish(r2.now + round(horizon_h * 3600e6)))
+    assert sorted(out, key=alert_sort_key) == whole
+
+
+@common
+@given(history())
+def test_state_round_trips_through_json(events: list[InboundEvent]) -> None:
+    r = Replayer(_policy())
+    for e in events:
+        r.feed(e)
+    for s in r.states.values():
+        assert CaseState.from_dict(orjson.loads(orjson.dumps(s.to_dict()))) == s

@@ -1,0 +1,115 @@
+"""Policy files: the built-in plan matches the spec's table; errors name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from caseclock.policy import PolicyError, load_policy, policy_from_toml
+from caseclock.timeutil import parse_duration
+
+H = 3600 * 10**6
+
+
+def test_builtin_support_plus_matches_the_spec_table() -> None:
+    plan = load_policy().plans["support-plus"]
+    assert plan.warn_fraction == 0.75
+    p1, p2, p3 = (plan.priorities[i] for i in (1, 2, 3))
+    assert (p1.time_to_open, p1.acknowledge, p1.update_every, p1.elevate) == (
+        H,
+        H,
+        4 * H,
+        "immediately",
+    )
+    assert (p2.time_to_open, p2.acknowledge, p2.update_every) == (4 * H, 4 * H, 48 * H)
+    assert (p2.elevate, p2.elevate_after) == ("after", 8 * H)
+    assert (p3.time_to_open, p3.acknowledge, p3.update_every, p3.elevate) == (
+        8 * H,
+        8 * H,
+        120 * H,
+        "never",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "us"),
+    [
+        ("4h", 4 * H),
+        ("48h", 48 * H),
+        ("1h30m", 90 * 60 * 10**6),
+        ("250ms", 250_000),
+        ("2d", 48 * H),
+        ("1.5s", 1_500_000),
+        ("1w", 168 * H),
+    ],
+)
+def test_readable_durations(text: str, us: int) -> None:
+    assert parse_duration(text) == us
+
+
+@pytest.mark.parametrize("bad", ["", "4", "4x", "h4", "4h-", "-1h"])
+def test_bad_durations_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_several_plans_per_file_with_own_warn_fraction(tmp_path: Path) -> None:
+    f = tmp_path / "policy.toml"
+    f.write_text(
+        """
+default_plan = "gold"
+[plans.gold]
+warn_fraction = 0.5
+[plans.gold.priorities.1]
+acknowledge = "15m"
+update_every = "1h"
+elevate = "immediately"
+[plans.basic]
+[plans.basic.priorities.4]
+acknowledge = "2d"
+update_every = "1w"
+"""
+    )
+    pol = load_policy(f)
+    assert set(pol.plans) == {"gold", "basic"} and pol.default_plan == "gold"
+    assert pol.plans["gold"].warn_fraction == 0.5
+    assert pol.plans["basic"].warn_fraction == 0.75
+    assert pol.plans["basic"].priorities[4].elevate == "never"
+    assert pol.all_priorities == {1, 4}
+
+
+@pytest.mark.parametrize(
+    ("toml", "names"),
+    [
+        (
+            '[plans.x.priorities.1]\nacknowledge = "4x"\nupdate_every = "1h"\n',
+            "plans.x.priorities.1.acknowledge",
+        ),
+        ('[plans.x.priorities.1]\nacknowledge = "4h"\n', "plans.x.priorities.1.update_every"),
+        (
+            '[plans.x]\nwarn_fraction = 1.5\n[plans.x.priorities.1]\nacknowledge = "1h"\n'
+            'update_every = "1h"\n',
+            "plans.x.warn_fraction",
+        ),
+        (
+            '[plans.x.priorities.1]\nacknowledge = "1h"\nupdate_every = "1h"\nelevate = "soon"\n',
+            "plans.x.priorities.1.elevate",
+        ),
+        (
+            '[plans.x.priorities.1]\nacknowledge = "1h"\nupdate_every = "1h"\nescalate = "1h"\n',
+            "plans.x.priorities.1.escalate",
+        ),
+        ('[plans.x.priorities.1]\nacknowledge = "1h"\nupdate_every = "1h"\n', "default_plan"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_offending_field(toml: str, names: str) -> None:
+    with pytest.raises(PolicyError) as exc:
+        policy_from_toml(toml, "test.toml")
+    assert names in str(exc.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read policy"):
+        load_policy(tmp_path / "nope.toml")

@@ -1,0 +1,83 @@
+"""`caseclock replay` as a user runs it: a file (or stdin) in, JSON lines out, summary on stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.factories import ts
+
+LINES = [
+    {"type": "case-opened", "event_id": "1", "case_id": "C1", "occurred_at": ts(0), "priority": 1},
+    {"type": "case-opened", "event_id": "2", "case_id": "C2", "occurred_at": ts(0), "priority": 2},
+    "this is not json",
+    {
+        "type": "case-noted",
+        "event_id": "3",
+        "case_id": "C2",
+        "occurred_at": ts(1),
+        "author": "support",
+        "visibility": "public",
+    },
+    {"type": "case-noted", "event_id": "4", "case_id": "C1", "occurred_at": ts(2)},
+]
+
+
+def write(tmp_path: Path) -> Path:
+    f = tmp_path / "events.jsonl"
+    f.write_bytes(b"\n".join(x.encode() if isinstance(x, str) else orjson.dumps(x) for x in LINES))
+    return f
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "caseclock.cli", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_replay_prints_alerts_in_order_and_summary(tmp_path: Path) -> None:
+    res = cli("replay", str(write(tmp_path)), "--until", ts(9))
+    assert res.returncode == 0, res.stderr
+    alerts = [orjson.loads(x) for x in res.stdout.splitlines()]
+    keys = [(a["fired_at"], a["due_at"], a["case_id"], a["type"], a["stage"]) for a in alerts]
+    assert keys == sorted(keys)
+    assert ("C1", "elevate-to-l2", "action") in {
+        (a["case_id"], a["type"], a["stage"]) for a in alerts
+    }
+    assert ("C1", "ack-due", "breach") in {(a["case_id"], a["type"], a["stage"]) for a in alerts}
+    assert ("C2", "elevate-to-l2", "action") in {
+        (a["case_id"], a["type"], a["stage"]) for a in alerts
+    }
+    err = res.stderr.decode()
+    assert "line 3: invalid-json" in err
+    assert "line 5: invalid-event" in err and "author" in err
+    assert "events: 3 applied, 0 duplicate, 2 invalid" in err
+    assert "breaches by priority: P1=1" in err
+
+
+def test_replay_reads_stdin_and_default_horizon_is_latest_event(tmp_path: Path) -> None:
+    res = cli("replay", "-", stdin=write(tmp_path).read_bytes())
+    assert res.returncode == 0
+    alerts = [orjson.loads(x) for x in res.stdout.splitlines()]
+    assert max(a["fired_at"] for a in alerts) <= ts(1)
+
+
+def test_strict_makes_invalid_lines_fatal(tmp_path: Path) -> None:
+    res = cli("replay", "--strict", str(write(tmp_path)))
+    assert res.returncode == 2
+    assert b"line 3: invalid-json" in res.stderr
+
+
+def test_bad_until_and_bad_policy_are_usage_errors(tmp_path: Path) -> None:
+    assert cli("replay", str(write(tmp_path)), "--until", "2026-01-05T09:00:00").returncode == 2
+    bad = tmp_path / "p.toml"
+    bad.write_text("[plans.x.priorities.1]\nacknowledge='1h'\n")
+    res = cli("replay", str(write(tmp_path)), "--policy", str(bad))
+    assert res.returncode == 2 and b"update_every" in res.stderr
