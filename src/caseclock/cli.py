@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schemas", help="write JSON Schemas and the AsyncAPI document")
     s.add_argument("--out", default="schemas", help="output directory (default: schemas)")
     s.add_argument("--check", action="store_true", help="fail if the files differ instead")
+    sub.add_parser("worker", help="run the live service (configured by CASECLOCK_* variables)")
     return p
 
 
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .replay import main_replay
 
             return main_replay(args.events, load_policy(args.policy), args.until, args.strict)
+        if args.command == "worker":
+            from .worker import run_worker
+
+            return run_worker()
         if args.command == "schemas":
             from .schemas import main_schemas
 

@@ -384,6 +384,26 @@ class Engine:
             pts.append(_Point(cur_warn, "update-due", "warning", "interval"))
         return pts
 
+    def at_risk(self, s: CaseState) -> list[str]:
+        """Clocks whose warning went out and whose breach is still pending ("ack", "update")."""
+        if s.resolved_at is not None:
+            return []
+        cur = self.current(s)
+        if cur is None:
+            return []
+        plan, rule, _ = cur
+        out = []
+        if s.comm_first is None and s.emitted & (_ACK_WARNED | _ACK_BREACHED) == _ACK_WARNED:
+            out.append("ack")
+        clock = self._update_clock(s, plan, rule)
+        if clock is not None and s.update_through is not None:
+            eta_point, anchor, window, warn, start = clock
+            if eta_point is None and warn is not None and start == s.update_through:
+                k = (start - anchor) // window + 1
+                if anchor + (k - 1) * window + warn == start:
+                    out.append("update")
+        return out
+
     def next_due(self, s: CaseState) -> int | None:
         """The earliest instant at which evaluate() would emit something, or None.
 

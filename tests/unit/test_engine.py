@@ -388,3 +388,19 @@ def test_virtual_clock_never_goes_backwards() -> None:
 def test_horizon_is_inclusive() -> None:
     out = brief(run([opened("C", 0, 2), note("C", 0.5)], until=8))
     assert ("elevate-to-l2", "action", "no-eta-or-workaround", 8.0, 8.0) in out
+
+
+def test_at_risk_between_warning_and_breach() -> None:
+    engine = Engine(DEFAULT_POLICY)
+    h = 3600 * 10**6
+    state, _ = engine.apply(None, opened("C", 0, 1), to_us(T0))
+    engine.evaluate(state, to_us(T0) + 0)  # elevation
+    assert engine.at_risk(state) == []
+    engine.evaluate(state, to_us(T0) + round(0.8 * h))  # ack warning
+    assert engine.at_risk(state) == ["ack"]
+    engine.apply(state, note("C", 0.9), to_us(T0))
+    assert engine.at_risk(state) == []
+    engine.evaluate(state, to_us(T0) + round(3.9 * h))  # update warning (0.9 + 3)
+    assert engine.at_risk(state) == ["update"]
+    engine.evaluate(state, to_us(T0) + round(4.9 * h))  # update breach
+    assert engine.at_risk(state) == []

@@ -1,0 +1,217 @@
+"""Worker configuration, from environment variables (twelve-factor).
+
+Every setting has one variable, one default and one line of documentation here; the README's
+table, the docker-compose file and the Kubernetes manifests are checked against `SETTINGS` by
+tests, so they cannot drift from what the worker actually reads.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .timeutil import parse_duration
+
+INPUT_TOPICS = "case-opened,case-noted,eta-set,case-resolved,priority-changed"
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "CASECLOCK_BOOTSTRAP_SERVERS",
+        "127.0.0.1:19092",
+        "Kafka bootstrap servers, comma-separated.",
+    ),
+    Setting(
+        "CASECLOCK_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    ),
+    Setting(
+        "CASECLOCK_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)."
+    ),
+    Setting("CASECLOCK_SASL_USERNAME", "", "SASL username."),
+    Setting("CASECLOCK_SASL_PASSWORD", "", "SASL password (never logged).", secret=True),
+    Setting("CASECLOCK_SSL_CAFILE", "", "CA bundle to verify the brokers (SSL, SASL_SSL)."),
+    Setting("CASECLOCK_SSL_CERTFILE", "", "Client certificate for mutual TLS."),
+    Setting("CASECLOCK_SSL_KEYFILE", "", "Client private key for mutual TLS."),
+    Setting("CASECLOCK_APP_ID", "caseclock", "Consumer group and prefix of internal topics."),
+    Setting(
+        "CASECLOCK_INPUT_TOPICS",
+        INPUT_TOPICS,
+        "Inbound topics: one per type, or one combined topic.",
+    ),
+    Setting("CASECLOCK_ACK_TOPIC", "ack-due", "Topic for acknowledgement alerts."),
+    Setting("CASECLOCK_UPDATE_TOPIC", "update-due", "Topic for update alerts."),
+    Setting("CASECLOCK_ELEVATE_TOPIC", "elevate-to-l2", "Topic for elevation alerts."),
+    Setting(
+        "CASECLOCK_DEAD_LETTER_TOPIC", "caseclock-dead-letters", "Topic for rejected messages."
+    ),
+    Setting(
+        "CASECLOCK_POLICY_FILE", "", "Policy file (TOML); empty: the built-in support-plus plan."
+    ),
+    Setting(
+        "CASECLOCK_PARTITIONS",
+        "8",
+        "Partitions of the input, tick and changelog topics (fixed up front).",
+    ),
+    Setting(
+        "CASECLOCK_REPLICATION_FACTOR", "1", "Replication factor of the topics caseclock creates."
+    ),
+    Setting(
+        "CASECLOCK_CREATE_TOPICS",
+        "true",
+        "Create missing input, alert and dead-letter topics at start.",
+    ),
+    Setting(
+        "CASECLOCK_STORE",
+        "rocksdb://",
+        "Table store: rocksdb:// (production) or memory:// (tests).",
+    ),
+    Setting("CASECLOCK_DATA_DIR", ".local/caseclock-data", "Where the RocksDB store lives."),
+    Setting("CASECLOCK_TICK_INTERVAL", "1.0", "Seconds between timer ticks (alert latency bound)."),
+    Setting("CASECLOCK_RETENTION", "7d", "How long resolved and never-opened cases are kept."),
+    Setting("CASECLOCK_MAX_MESSAGE_BYTES", "65536", "Larger inbound messages are dead-lettered."),
+    Setting(
+        "CASECLOCK_SESSION_TIMEOUT", "30", "Consumer session timeout, seconds (failover time)."
+    ),
+    Setting("CASECLOCK_WEB_HOST", "127.0.0.1", "Address the metrics/health server binds to."),
+    Setting("CASECLOCK_WEB_PORT", "6066", "Port of /metrics, /healthz and /readyz."),
+    Setting("CASECLOCK_LOG_LEVEL", "info", "Log level."),
+)
+
+SETTINGS_BY_ENV = {s.env: s for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    bootstrap_servers: str
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str
+    sasl_password: str = field(repr=False)
+    ssl_cafile: str
+    ssl_certfile: str
+    ssl_keyfile: str
+    app_id: str
+    input_topics: tuple[str, ...]
+    ack_topic: str
+    update_topic: str
+    elevate_topic: str
+    dead_letter_topic: str
+    policy_file: str | None
+    partitions: int
+    replication_factor: int
+    create_topics: bool
+    store: str
+    data_dir: str
+    tick_interval: float
+    retention_us: int
+    max_message_bytes: int
+    session_timeout: float
+    web_host: str
+    web_port: int
+    log_level: str
+
+    @property
+    def tick_topic(self) -> str:
+        return f"{self.app_id}-ticks"
+
+    @property
+    def alert_topics(self) -> dict[str, str]:
+        return {
+            "ack-due": self.ack_topic,
+            "update-due": self.update_topic,
+            "elevate-to-l2": self.elevate_topic,
+        }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        unknown = sorted(k for k in env if k.startswith("CASECLOCK_") and k not in SETTINGS_BY_ENV)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+
+        def get(name: str) -> str:
+            return env.get(name, SETTINGS_BY_ENV[name].default).strip()
+
+        def number(name: str, kind: type[int] | type[float], minimum: float) -> Any:
+            raw = get(name)
+            try:
+                v = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+            if v < minimum:
+                raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+            return v
+
+        protocol = get("CASECLOCK_SECURITY_PROTOCOL").upper()
+        if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ConfigError(f"CASECLOCK_SECURITY_PROTOCOL={protocol!r} is not supported")
+        mechanism = get("CASECLOCK_SASL_MECHANISM").upper()
+        if mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise ConfigError(f"CASECLOCK_SASL_MECHANISM={mechanism!r} is not supported")
+        topics = tuple(t.strip() for t in get("CASECLOCK_INPUT_TOPICS").split(",") if t.strip())
+        if not topics:
+            raise ConfigError("CASECLOCK_INPUT_TOPICS names no topic")
+        try:
+            retention = parse_duration(get("CASECLOCK_RETENTION"))
+        except ValueError as e:
+            raise ConfigError(f"CASECLOCK_RETENTION: {e}") from None
+        create = get("CASECLOCK_CREATE_TOPICS").lower()
+        if create not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"CASECLOCK_CREATE_TOPICS={create!r} is not a boolean")
+        return cls(
+            bootstrap_servers=get("CASECLOCK_BOOTSTRAP_SERVERS"),
+            security_protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=get("CASECLOCK_SASL_USERNAME"),
+            sasl_password=env.get("CASECLOCK_SASL_PASSWORD", ""),
+            ssl_cafile=get("CASECLOCK_SSL_CAFILE"),
+            ssl_certfile=get("CASECLOCK_SSL_CERTFILE"),
+            ssl_keyfile=get("CASECLOCK_SSL_KEYFILE"),
+            app_id=get("CASECLOCK_APP_ID"),
+            input_topics=topics,
+            ack_topic=get("CASECLOCK_ACK_TOPIC"),
+            update_topic=get("CASECLOCK_UPDATE_TOPIC"),
+            elevate_topic=get("CASECLOCK_ELEVATE_TOPIC"),
+            dead_letter_topic=get("CASECLOCK_DEAD_LETTER_TOPIC"),
+            policy_file=get("CASECLOCK_POLICY_FILE") or None,
+            partitions=number("CASECLOCK_PARTITIONS", int, 1),
+            replication_factor=number("CASECLOCK_REPLICATION_FACTOR", int, 1),
+            create_topics=create in ("true", "1", "yes"),
+            store=get("CASECLOCK_STORE"),
+            data_dir=get("CASECLOCK_DATA_DIR"),
+            tick_interval=number("CASECLOCK_TICK_INTERVAL", float, 0.01),
+            retention_us=retention,
+            max_message_bytes=number("CASECLOCK_MAX_MESSAGE_BYTES", int, 256),
+            session_timeout=number("CASECLOCK_SESSION_TIMEOUT", float, 6),
+            web_host=get("CASECLOCK_WEB_HOST"),
+            web_port=number("CASECLOCK_WEB_PORT", int, 1),
+            log_level=get("CASECLOCK_LOG_LEVEL").lower(),
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as it may be logged: secrets replaced."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["sasl_password"]:
+            out["sasl_password"] = "***"
+        return out
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile or None)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile or None)
+        return ctx

@@ -1,0 +1,99 @@
+"""`caseclock worker`: check the topics, then run the Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from .config import Config, ConfigError
+from .policy import PolicyError, load_policy
+
+log = logging.getLogger("caseclock")
+
+
+class TopicError(RuntimeError):
+    pass
+
+
+async def ensure_topics(cfg: Config) -> None:
+    """Create missing topics and refuse to start on a partition-count mismatch.
+
+    Co-partitioning is what makes a case's events, ticks and table rows meet in one worker:
+    an input topic with another partition count would silently split a case's facts, so the
+    worker stops with a clear message instead (Faust would only notice for its own topics).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers, **kafka_security(cfg))
+    await admin.start()
+    try:
+        meta = await admin.describe_topics()
+        have = {t["topic"]: len(t["partitions"]) for t in meta if not t.get("error_code")}
+        copartitioned = [*cfg.input_topics, cfg.tick_topic]
+        outputs = [*cfg.alert_topics.values(), cfg.dead_letter_topic]
+        wrong = {t: have[t] for t in copartitioned if t in have and have[t] != cfg.partitions}
+        if wrong:
+            raise TopicError(
+                f"CASECLOCK_PARTITIONS={cfg.partitions} but "
+                + ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
+                + ": input and tick topics must all have the same partition count"
+            )
+        missing = [t for t in dict.fromkeys(copartitioned + outputs) if t not in have]
+        if missing and not cfg.create_topics:
+            raise TopicError(
+                f"missing topics: {', '.join(missing)} (CASECLOCK_CREATE_TOPICS=false)"
+            )
+        if missing:
+            await admin.create_topics(
+                [NewTopic(t, cfg.partitions, cfg.replication_factor) for t in missing]
+            )
+            log.info("caseclock: created topics %s", ", ".join(missing))
+    finally:
+        await admin.close()
+
+
+def kafka_security(cfg: Config) -> dict[str, object]:
+    """aiokafka client arguments for the configured security protocol."""
+    out: dict[str, object] = {"security_protocol": cfg.security_protocol}
+    ctx = cfg.ssl_context()
+    if ctx is not None:
+        out["ssl_context"] = ctx
+    if cfg.security_protocol.startswith("SASL"):
+        out.update(
+            sasl_mechanism=cfg.sasl_mechanism,
+            sasl_plain_username=cfg.sasl_username,
+            sasl_plain_password=cfg.sasl_password,
+        )
+    return out
+
+
+def run_worker(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    try:
+        cfg = Config.from_env(env)
+        policy = load_policy(cfg.policy_file)
+    except (ConfigError, PolicyError) as e:
+        print(f"caseclock worker: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=cfg.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+    log.info("caseclock: starting with %s", cfg.redacted())
+    try:
+        asyncio.run(ensure_topics(cfg))
+    except TopicError as e:
+        print(f"caseclock worker: {e}", file=sys.stderr)
+        return 2
+    Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    from faust import Worker
+
+    from .service import CaseClock
+
+    svc = CaseClock(cfg, policy)
+    worker = Worker(svc.app, loglevel=cfg.log_level, quiet=True)
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0
