@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from .config import ConfigError
 from .policy import PolicyError, load_policy
 from .timeutil import to_us
 
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="schemas", help="output directory (default: schemas)")
     s.add_argument("--check", action="store_true", help="fail if the files differ instead")
     sub.add_parser("worker", help="run the live service (configured by CASECLOCK_* variables)")
+
+    d = sub.add_parser("demo", help="worker + demo producer + live console of alerts")
+    d.add_argument("part", nargs="?", choices=("all", "produce", "watch"), default="all")
+    d.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    d.add_argument("--every", type=float, default=4.0, help="seconds between new cases")
+    d.add_argument("--cases", type=int, help="produce: stop after this many cases")
+    d.add_argument("--seed", type=int, help="produce: random seed")
     return p
 
 
@@ -49,16 +57,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .worker import run_worker
 
             return run_worker()
+        if args.command == "demo":
+            return _demo(args)
         if args.command == "schemas":
             from .schemas import main_schemas
 
             return main_schemas(args.out, args.check)
-    except PolicyError as e:
+    except (PolicyError, ConfigError) as e:
         print(f"caseclock: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
     return 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from .config import Config
+    from .demo import produce, run_demo, watch
+
+    if args.part == "all":
+        return run_demo(os.environ, args.seconds, args.every)
+    cfg = Config.from_env(os.environ)
+    try:
+        if args.part == "produce":
+            asyncio.run(produce(cfg, args.every, args.cases, args.seed))
+        else:
+            asyncio.run(watch(cfg, args.seconds))
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -184,11 +184,23 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
     return policy_from_mapping(doc, source)
 
 
+BUILTIN_PREFIX = "builtin:"
+
+
 def load_policy(path: str | Path | None = None) -> Policy:
-    """Load a policy file, or the built-in support-plus policy when path is None."""
-    if path is None:
-        text = resources.files("caseclock.policies").joinpath(DEFAULT_POLICY_RESOURCE).read_text()
-        return policy_from_toml(text, f"<built-in {DEFAULT_POLICY_RESOURCE}>")
+    """Load a policy file; None means the built-in support-plus policy, and "builtin:NAME"
+    one of the policies shipped in the package (e.g. builtin:demo), so containers need no
+    policy file mounted for the defaults."""
+    if path is None or str(path).startswith(BUILTIN_PREFIX):
+        name = (
+            DEFAULT_POLICY_RESOURCE if path is None else f"{str(path)[len(BUILTIN_PREFIX) :]}.toml"
+        )
+        res = resources.files("caseclock.policies").joinpath(name)
+        if not res.is_file():
+            raise PolicyError(
+                f"no built-in policy {path!r} (have builtin:support-plus, builtin:demo)"
+            )
+        return policy_from_toml(res.read_text(), f"<{path or BUILTIN_PREFIX + 'support-plus'}>")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

@@ -113,3 +113,11 @@ def test_errors_name_the_offending_field(toml: str, names: str) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read policy"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_builtin_policies_by_name() -> None:
+    assert load_policy("builtin:support-plus") == load_policy()
+    demo = load_policy("builtin:demo")
+    assert demo.plans["support-plus"].priorities[1].acknowledge == 20 * 10**6
+    with pytest.raises(PolicyError, match="no built-in policy"):
+        load_policy("builtin:gold")

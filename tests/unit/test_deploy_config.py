@@ -1,0 +1,110 @@
+"""docker-compose.yml, the k8s manifests and the README against what the worker really reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from caseclock.config import SETTINGS, Config
+from caseclock.policy import load_policy, policy_from_toml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def k8s(kind: str) -> dict[str, Any]:
+    for f in sorted((ROOT / "deploy/k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc and doc.get("kind") == kind:
+                return dict(doc)
+    raise AssertionError(f"no {kind} in deploy/k8s")
+
+
+def test_compose_has_the_whole_stack_with_pinned_images() -> None:
+    services = compose()["services"]
+    assert {"kafka", "worker", "demo-producer", "prometheus", "grafana"} <= set(services)
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        assert image and ":" in image and not image.endswith(":latest"), name
+
+
+def test_compose_worker_environment_is_a_valid_config() -> None:
+    services = compose()["services"]
+    for name in ("worker", "demo-producer", "watch"):
+        env = {k: str(v) for k, v in services[name]["environment"].items()}
+        cfg = Config.from_env(env)  # unknown or malformed settings raise
+        host = cfg.bootstrap_servers.split(":")[0]
+        assert host in services, f"{name} points at {host}, not a compose service"
+        load_policy(cfg.policy_file)
+    worker = Config.from_env({k: str(v) for k, v in services["worker"]["environment"].items()})
+    assert worker.web_host == "0.0.0.0"
+    assert f"{worker.web_port}:{worker.web_port}" in services["worker"]["ports"]
+    kafka_env = services["kafka"]["environment"]
+    assert "PLAINTEXT://kafka:19092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    assert worker.bootstrap_servers == "kafka:19092"
+
+
+def test_compose_prometheus_scrapes_the_worker_port_and_grafana_is_provisioned() -> None:
+    services = compose()["services"]
+    prom_cfg = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    job = next(j for j in prom_cfg["scrape_configs"] if j["job_name"] == "caseclock")
+    worker = Config.from_env({k: str(v) for k, v in services["worker"]["environment"].items()})
+    assert job["dns_sd_configs"][0]["names"] == ["worker"]
+    assert job["dns_sd_configs"][0]["port"] == worker.web_port
+    assert job["metrics_path"] == "/metrics"
+    assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    mounts = services["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+    assert (ROOT / "deploy/docker/Dockerfile").is_file()
+
+
+def test_k8s_statefulset_matches_worker_settings() -> None:
+    sts = k8s("StatefulSet")
+    pod = sts["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    env = {}
+    for e in container["env"]:
+        env[e["name"]] = e.get("value", "secret-from-ref")
+    cfg = Config.from_env(env)
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    assert cfg.web_port == port and cfg.web_host == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert cfg.store == "rocksdb://"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert cfg.data_dir in mounts
+    assert cfg.policy_file is not None and Path(cfg.policy_file).parent.as_posix() in mounts
+    assert cfg.security_protocol == "SASL_SSL"
+    secret = next(e for e in container["env"] if e["name"] == "CASECLOCK_SASL_PASSWORD")
+    assert "secretKeyRef" in secret["valueFrom"]
+
+
+def test_k8s_policy_configmap_is_a_valid_policy() -> None:
+    cm = k8s("ConfigMap")
+    (text,) = cm["data"].values()
+    policy = policy_from_toml(text, "configmap")
+    assert policy.plans["support-plus"].priorities == load_policy().plans["support-plus"].priorities
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for s in SETTINGS:
+        row = re.search(rf"^\| `{s.env}` \| `?([^|`]*)`? \|", readme, re.M)
+        assert row is not None, f"{s.env} missing from the README's settings table"
+        assert row.group(1).strip() == s.default, s.env
+
+
+def test_readme_documents_every_metric() -> None:
+    from caseclock.metrics import METRIC_DOCS
+
+    readme = (ROOT / "README.md").read_text()
+    for doc in METRIC_DOCS:
+        assert f"| `{doc.name}` | {doc.type} |" in readme, doc.name
