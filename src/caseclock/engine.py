@@ -37,7 +37,7 @@ from .events import (
     Stage,
 )
 from .policy import Plan, Policy, PriorityRule
-from .timeutil import from_us, to_us
+from .timeutil import to_us
 
 ALERT_NAMESPACE: Final = uuid.UUID("6f1c2a59-0d3e-5b6a-9a53-cac5ec10c4ed")
 
@@ -198,11 +198,14 @@ class Engine:
 
     # --- facts -----------------------------------------------------------------------------
 
-    def apply(self, state: CaseState | None, ev: InboundEvent, now: int) -> tuple[CaseState, bool]:
+    def apply(
+        self, state: CaseState | None, ev: InboundEvent, now: int, t: int | None = None
+    ) -> tuple[CaseState, bool]:
         """Fold one event into the case's state (created when None).
 
         Returns (state, applied); applied is False for a duplicate event_id. The state is
-        mutated in place: the caller owns it (a table row, a replay dict entry).
+        mutated in place: the caller owns it (a table row, a replay dict entry). `t` is the
+        event's occurred_at in microseconds when the caller already has it.
         """
         if state is None:
             state = CaseState(ev.case_id, now)
@@ -212,7 +215,8 @@ class Engine:
             if seen[i : i + 8] == d:
                 return state, False
         state.seen = seen + d
-        t = to_us(ev.occurred_at)
+        if t is None:
+            t = to_us(ev.occurred_at)
         if isinstance(ev, CaseNoted):
             if ev.author == "support" and ev.visibility == "public":
                 self._communication(state, t)
@@ -263,6 +267,9 @@ class Engine:
         if plan is None or state.opened_at is None:
             return None
         prs = state.priorities
+        if len(prs) == 1:  # the common case: never re-prioritised
+            only = plan.priorities.get(prs[0][2])
+            return None if only is None else (plan, only, prs[0][0])
         for i in range(len(prs) - 1, -1, -1):
             rule = plan.priorities.get(prs[i][2])
             if rule is None:
@@ -408,22 +415,29 @@ class Engine:
         """The earliest instant at which evaluate() would emit something, or None.
 
         This is what the deadline index holds per case; nothing fires for unopened or resolved
-        cases, so they have none.
+        cases, so they have none. (Called after every event: kept free of allocations.)
         """
-        if s.resolved_at is not None:
+        if s.resolved_at is not None or s.opened_at is None:
             return None
         cur = self.current(s)
         if cur is None:
             return None
         plan, rule, since = cur
-        cands = [p.at for p in self._ack_points(s, plan, rule)]
-        el = self._elevation_point(s, rule, since)
-        if el is not None:
-            cands.append(el.at)
+        best: int | None = None
+        emitted = s.emitted
+        if s.comm_first is None:
+            if plan.warn_fraction is not None and not emitted & (_ACK_WARNED | _ACK_BREACHED):
+                best = s.opened_at + round(plan.warn_fraction * rule.acknowledge)
+            elif not emitted & _ACK_BREACHED:
+                best = s.opened_at + rule.acknowledge
+        if not emitted & _ELEVATED:
+            el = self._elevation_point(s, rule, since)
+            if el is not None and (best is None or el.at < best):
+                best = el.at
         upd = self._update_next(s, plan, rule)
-        if upd is not None:
-            cands.append(upd)
-        return min(cands) if cands else None
+        if upd is not None and (best is None or upd < best):
+            best = upd
+        return best
 
     def evaluate(self, s: CaseState, now: int) -> list[Alert]:
         """Emit what is due at `now` and record it in the state.
@@ -463,21 +477,21 @@ class Engine:
         self, s: CaseState, plan: Plan, rule: PriorityRule, p: _Point, now: int, catch_up: bool
     ) -> Alert:
         assert s.opened_at is not None
-        return Alert.model_construct(
-            alert_id=alert_id(s.case_id, p.type, p.stage, p.reason, p.at),
-            type=p.type,
-            stage=p.stage,
-            reason=p.reason,
-            case_id=s.case_id,
-            priority=rule.priority,
-            plan=plan.name,
-            due_at=from_us(p.at),
-            fired_at=from_us(now),
-            opened_at=from_us(s.opened_at),
-            customer_id=s.customer_id,
-            subject=s.subject,
-            eta=None if s.eta is None else from_us(s.eta),
-            catch_up=catch_up,
+        return Alert(
+            alert_id(s.case_id, p.type, p.stage, p.reason, p.at),
+            p.type,
+            p.stage,
+            p.reason,
+            s.case_id,
+            rule.priority,
+            plan.name,
+            p.at,
+            now,
+            s.opened_at,
+            s.customer_id,
+            s.subject,
+            s.eta,
+            catch_up,
         )
 
 

@@ -25,35 +25,48 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .policy import Policy
+from .timeutil import from_us
 
 # --- timestamps ----------------------------------------------------------------------------
-
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})?$"
-)
 
 
 def _rfc3339(v: Any) -> Any:
     """Accept only RFC 3339 date-times with an offset.
 
-    pydantic alone would take unix numbers and naive strings; both hide timezone bugs upstream.
+    pydantic alone would take unix numbers ("1700000000") and naive strings; both hide
+    timezone bugs upstream. A character-level shape check keeps this off the profile.
     """
-    if isinstance(v, datetime):
-        if v.tzinfo is None:
-            raise PydanticCustomError(
-                "naive_timestamp", "naive timestamp: a UTC offset is required"
-            )
-        return v
-    if not isinstance(v, str):
+    if type(v) is not str:
+        if isinstance(v, datetime):
+            if v.tzinfo is None:
+                raise PydanticCustomError(
+                    "naive_timestamp", "naive timestamp: a UTC offset is required"
+                )
+            return v
         raise PydanticCustomError("timestamp_type", "timestamp must be an RFC 3339 string")
-    m = _RFC3339.match(v)
-    if m is None:
+    if (
+        len(v) < 19
+        or v[4] != "-"
+        or v[7] != "-"
+        or v[10] not in "Tt "
+        or v[13] != ":"
+        or v[16] != ":"
+    ):
         raise PydanticCustomError(
             "timestamp_format", "not an RFC 3339 timestamp (e.g. 2026-01-31T09:30:00Z)"
         )
-    if m.group("tz") is None:
+    last = v[-1]
+    if last not in "Zz" and not (len(v) >= 25 and v[-6] in "+-" and v[-3] == ":"):
+        if _OFFSET.search(v, 19) is None:
+            raise PydanticCustomError(
+                "naive_timestamp",
+                "naive timestamp '{value}': a UTC offset is required",
+                {"value": v},
+            )
         raise PydanticCustomError(
-            "naive_timestamp", "naive timestamp '{value}': a UTC offset is required", {"value": v}
+            "timestamp_format",
+            "not an RFC 3339 offset in '{value}' (use Z or +hh:mm)",
+            {"value": v},
         )
     try:
         return datetime.fromisoformat(v)
@@ -61,6 +74,9 @@ def _rfc3339(v: Any) -> Any:
         raise PydanticCustomError(
             "timestamp_format", "not a valid date-time: '{value}'", {"value": v}
         ) from None
+
+
+_OFFSET = re.compile(r"[+-]|[Zz]")
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
@@ -131,8 +147,10 @@ Reason = Literal["no-acknowledgement", "interval", "eta-passed", "no-eta-or-work
 ALERT_TYPES: Final = ("ack-due", "update-due", "elevate-to-l2")
 
 
-class Alert(BaseModel):
-    """One obligation falling due. `alert_id` is stable across restarts, replays and workers."""
+class AlertModel(BaseModel):
+    """The outbound contract: one obligation falling due (JSON Schema source, validation).
+
+    `alert_id` is stable across restarts, replays and workers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -160,6 +178,113 @@ class Alert(BaseModel):
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(), option=orjson.OPT_UTC_Z)
+
+
+class Alert:
+    """An alert as the engine emits it: the contract's fields, times kept as integers.
+
+    A plain slotted object rather than the pydantic model: the engine creates one per alert on
+    the hot path, and datetimes are only materialised when read or serialised.
+    """
+
+    __slots__ = (
+        "alert_id",
+        "case_id",
+        "catch_up",
+        "customer_id",
+        "due_us",
+        "eta_us",
+        "fired_us",
+        "opened_us",
+        "plan",
+        "priority",
+        "reason",
+        "stage",
+        "subject",
+        "type",
+    )
+
+    def __init__(
+        self,
+        alert_id: str,
+        type: AlertType,
+        stage: Stage,
+        reason: str,
+        case_id: str,
+        priority: int,
+        plan: str,
+        due_us: int,
+        fired_us: int,
+        opened_us: int,
+        customer_id: str | None = None,
+        subject: str | None = None,
+        eta_us: int | None = None,
+        catch_up: bool = False,
+    ) -> None:
+        self.alert_id = alert_id
+        self.type = type
+        self.stage = stage
+        self.reason = reason
+        self.case_id = case_id
+        self.priority = priority
+        self.plan = plan
+        self.due_us = due_us
+        self.fired_us = fired_us
+        self.opened_us = opened_us
+        self.customer_id = customer_id
+        self.subject = subject
+        self.eta_us = eta_us
+        self.catch_up = catch_up
+
+    @property
+    def due_at(self) -> datetime:
+        return from_us(self.due_us)
+
+    @property
+    def fired_at(self) -> datetime:
+        return from_us(self.fired_us)
+
+    @property
+    def opened_at(self) -> datetime:
+        return from_us(self.opened_us)
+
+    @property
+    def eta(self) -> datetime | None:
+        return None if self.eta_us is None else from_us(self.eta_us)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's fields, in its order (AlertModel)."""
+        return {
+            "alert_id": self.alert_id,
+            "type": self.type,
+            "stage": self.stage,
+            "reason": self.reason,
+            "case_id": self.case_id,
+            "priority": self.priority,
+            "plan": self.plan,
+            "due_at": self.due_at,
+            "fired_at": self.fired_at,
+            "opened_at": self.opened_at,
+            "customer_id": self.customer_id,
+            "subject": self.subject,
+            "eta": self.eta,
+            "catch_up": self.catch_up,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_UTC_Z)
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Alert) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Alert({self.to_dict()!r})"
 
 
 # --- decoding with reasons -----------------------------------------------------------------

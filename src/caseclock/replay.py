@@ -22,7 +22,7 @@ from .timeutil import to_us
 
 
 def alert_sort_key(a: Alert) -> tuple[object, ...]:
-    return (a.fired_at, a.due_at, a.case_id, a.type, a.stage)
+    return (a.fired_us, a.due_us, a.case_id, a.type, a.stage)
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Replayer:
             self.now = t
         state = self.states.get(ev.case_id)
         was_open = state is not None and state.opened
-        state, applied = self.engine.apply(state, ev, self.now)
+        state, applied = self.engine.apply(state, ev, self.now, t)
         self.states[ev.case_id] = state
         if not applied:
             self.summary.duplicates += 1
@@ -176,7 +176,7 @@ def run_replay(
         pending.sort(key=alert_sort_key)
         keep: list[Alert] = []
         for a in pending:
-            if before is None or to_us(a.fired_at) < before:
+            if before is None or a.fired_us < before:
                 out.write(a.to_json() + b"\n")
             else:
                 keep.append(a)

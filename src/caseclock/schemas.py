@@ -9,7 +9,7 @@ Files (all JSON, serialised deterministically: sorted keys, 2-space indent, trai
 * ``<type>.schema.json`` for each inbound event (``case-opened`` ... ``priority-changed``),
   from the models' *validation* schema;
 * ``<topic>.schema.json`` for each alert topic (``ack-due``, ``update-due``, ``elevate-to-l2``),
-  from :class:`~caseclock.events.Alert`'s *serialisation* schema, narrowed to that topic's
+  from :class:`~caseclock.events.AlertModel`'s *serialisation* schema, narrowed to that topic's
   ``type``, stages and reasons;
 * ``dead-letter.schema.json`` for :class:`~caseclock.deadletter.DeadLetter`;
 * ``asyncapi.json``: the AsyncAPI 3.0.0 document describing every topic. It is JSON rather than
@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from . import __version__
 from .deadletter import DEAD_LETTER_TOPIC, DeadLetter
-from .events import ALERT_TYPES, INBOUND_MODELS, INBOUND_TYPES, REJECT_REASONS, Alert
+from .events import ALERT_TYPES, INBOUND_MODELS, INBOUND_TYPES, REJECT_REASONS, AlertModel
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_BASE: Final = "https://caseclock.dev/schemas/"
@@ -137,7 +137,7 @@ def inbound_schema(event_type: str) -> dict[str, Any]:
 
 def alert_schema(topic: str) -> dict[str, Any]:
     stages, reason = ALERT_VARIANTS[topic]
-    schema = _outbound(Alert)
+    schema = _outbound(AlertModel)
     props = schema["properties"]
     props["type"] = {"const": topic, "title": "Type", "type": "string"}
     props["stage"] = {**props["stage"], "enum": list(stages)}

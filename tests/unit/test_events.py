@@ -7,7 +7,7 @@ import pytest
 
 from caseclock.events import (
     REJECT_REASONS,
-    Alert,
+    AlertModel,
     CaseNoted,
     CaseOpened,
     Rejected,
@@ -94,7 +94,7 @@ def test_alert_json_uses_utc_z() -> None:
     from datetime import UTC, datetime
 
     t = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    a = Alert(
+    a = AlertModel(
         alert_id="x",
         type="ack-due",
         stage="breach",
@@ -108,3 +108,21 @@ def test_alert_json_uses_utc_z() -> None:
     )
     doc = orjson.loads(a.to_json())
     assert doc["due_at"] == "2026-01-05T09:00:00Z" and doc["catch_up"] is False
+
+
+def test_engine_alert_record_serialises_to_the_contract() -> None:
+    from caseclock.replay import replay
+    from caseclock.timeutil import to_us
+    from tests.factories import T0, eta, note, opened
+
+    alerts = replay(
+        [opened("C", 0, 1, customer_id="acme", subject="down"), note("C", 0.5), eta("C", 1, 3)],
+        DEFAULT_POLICY,
+        until=to_us(T0) + 4 * 3600 * 10**6,
+    )
+    alerts += replay([opened("D", 0, 2), note("D", 20)], DEFAULT_POLICY)
+    assert {a.type for a in alerts} == {"ack-due", "update-due", "elevate-to-l2"}
+    for a in alerts:
+        model = AlertModel.model_validate_json(a.to_json())
+        assert model.model_dump() == a.to_dict()
+        assert orjson.loads(a.to_json()) == orjson.loads(model.to_json())

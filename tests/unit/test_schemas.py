@@ -23,7 +23,7 @@ from caseclock.events import (
     INBOUND_MODELS,
     INBOUND_TYPES,
     REJECT_REASONS,
-    Alert,
+    AlertModel,
 )
 from caseclock.metrics import ALERT_STAGES
 from caseclock.schemas import (
@@ -249,7 +249,7 @@ def test_inbound_schema_rejects_what_the_model_rejects(t: str) -> None:
 
 
 def _alert(topic: str, stage: str, reason: str, **kw: Any) -> dict[str, Any]:
-    a = Alert(
+    a = AlertModel(
         alert_id="a1",
         type=topic,
         stage=stage,
@@ -320,7 +320,7 @@ def test_alert_schema_structure(topic: str) -> None:
     assert tuple(s["properties"]["stage"]["enum"]) == ALERT_STAGES[topic]
     assert s["additionalProperties"] is False
     # to_json() writes every field, so consumers may rely on all of them being present
-    assert set(s["required"]) == set(Alert.model_fields)
+    assert set(s["required"]) == set(AlertModel.model_fields)
     good = _alert(topic, *ALERT_VARIANTS_SAMPLE[topic])
     other = next(o for o in ALERT_TYPES if o != topic)
     for bad in (
