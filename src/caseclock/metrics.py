@@ -35,6 +35,8 @@ from typing import Final, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .events import INBOUND_TYPES, REJECT_REASONS
+
 __all__ = [
     "ALERT_LATENESS_BUCKETS",
     "ALERT_STAGES",
@@ -54,14 +56,8 @@ __all__ = [
     "buckets_for_windows",
 ]
 
-#: Inbound event types (``type`` label of the event counters).
-EVENT_TYPES: Final = (
-    "case-opened",
-    "case-noted",
-    "eta-set",
-    "case-resolved",
-    "priority-changed",
-)
+#: Inbound event types (``type`` label of the event counters): the contract's.
+EVENT_TYPES: Final = INBOUND_TYPES
 #: Label value used for an event type outside :data:`EVENT_TYPES` (keeps cardinality bounded).
 OTHER: Final = "other"
 #: Alert type (= outbound topic) -> the stages that alert type can have.
@@ -72,17 +68,8 @@ ALERT_STAGES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 #: SLA clocks (``clock`` label of breaches and at-risk cases).
 CLOCKS: Final = ("ack", "update", "elevation", "time_to_open")
-#: Dead-letter reason codes (``reason`` label).
-DEAD_LETTER_REASONS: Final = (
-    "invalid-json",
-    "invalid-event",
-    "unknown-type",
-    "unknown-plan",
-    "unknown-priority",
-    "naive-timestamp",
-    "key-mismatch",
-    "oversized",
-)
+#: Dead-letter reason codes (``reason`` label): the decoder's.
+DEAD_LETTER_REASONS: Final = REJECT_REASONS
 #: What happened to a timer tick when the agent re-checked it against the case state.
 TICK_OUTCOMES: Final = ("fired", "stale", "purged")
 #: Priorities of the default "support-plus" plan; label sets for these are pre-created.
