@@ -51,6 +51,16 @@ def _digest(event_id: str) -> bytes:
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
+def _seen(seen: bytes, d: bytes) -> bool:
+    """Whether the 8-byte digest d is one of the digests concatenated in seen."""
+    i = seen.find(d)
+    while i != -1:
+        if i % 8 == 0:
+            return True
+        i = seen.find(d, i + 1)  # a match straddling two digests is no match
+    return False
+
+
 def _tiebreak(event_id: str) -> int:
     """A stable integer order among facts with the same occurred_at."""
     return int.from_bytes(_digest(event_id), "big")
@@ -210,11 +220,9 @@ class Engine:
         if state is None:
             state = CaseState(ev.case_id, now)
         d = _digest(ev.event_id)
-        seen = state.seen
-        for i in range(0, len(seen), 8):
-            if seen[i : i + 8] == d:
-                return state, False
-        state.seen = seen + d
+        if _seen(state.seen, d):
+            return state, False
+        state.seen += d
         if t is None:
             t = to_us(ev.occurred_at)
         if isinstance(ev, CaseNoted):
@@ -508,4 +516,12 @@ def alert_id(case_id: str, type_: str, stage: str, reason: str, due: int) -> str
         name = f"{case_id}\x1f{type_}\x1f{stage}"
     else:
         name = f"{case_id}\x1f{type_}"
-    return str(uuid.uuid5(ALERT_NAMESPACE, name))
+    # uuid.uuid5 without its overhead (same bytes: SHA-1 of namespace + name, version 5).
+    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+_NS_BYTES: Final = ALERT_NAMESPACE.bytes

@@ -77,8 +77,11 @@ class Replayer:
             self.now = t
         state = self.states.get(ev.case_id)
         was_open = state is not None and state.opened
-        state, applied = self.engine.apply(state, ev, self.now, t)
-        self.states[ev.case_id] = state
+        if state is None:
+            state, applied = self.engine.apply(None, ev, self.now, t)
+            self.states[state.case_id] = state  # one case_id string for the dict and the index
+        else:
+            state, applied = self.engine.apply(state, ev, self.now, t)
         if not applied:
             self.summary.duplicates += 1
             return out
@@ -87,7 +90,7 @@ class Replayer:
             tto = self.engine.time_to_open(state)
             if tto is not None and tto[2]:
                 self.summary.open_breaches[tto[0]] += 1
-        self.index.schedule(ev.case_id, self.engine.next_due(state))
+        self.index.schedule(state.case_id, self.engine.next_due(state))
         return out
 
     def finish(self, horizon: int | None = None) -> list[Alert]:

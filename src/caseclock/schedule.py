@@ -1,26 +1,27 @@
 """The deadline index: which case is due next, without scanning every case.
 
-A binary heap of (due, seq, key) with lazy deletion, as in Flink's timer service: rescheduling
-a key pushes a new entry and leaves the old one to be skipped when it surfaces. A dict holds
-each key's live entry, so schedule, reschedule and remove are O(log n) and pop-due is
-O(log n) per entry popped. The heap is compacted when stale entries outnumber live ones, so
+A binary heap of (due, key) entries with lazy deletion, as in Flink's timer service:
+rescheduling a key pushes a new entry and leaves the old one to be skipped when it surfaces. A
+dict maps each key to its live entry (the very tuple in the heap, so liveness is an identity
+check and no second copy exists), so schedule, reschedule and remove are O(log n) and pop-due
+is O(log n) per entry popped. The heap is compacted when stale entries outnumber live ones, so
 memory stays proportional to the number of scheduled cases.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Iterator
+
+Entry = tuple[int, str]
 
 
 class DeadlineIndex:
-    __slots__ = ("_heap", "_live", "_seq")
+    __slots__ = ("_heap", "_live")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, str]] = []
-        self._live: dict[str, tuple[int, int]] = {}
-        self._seq = itertools.count()
+        self._heap: list[Entry] = []
+        self._live: dict[str, Entry] = {}
 
     def __len__(self) -> int:
         return len(self._live)
@@ -42,9 +43,9 @@ class DeadlineIndex:
             return
         if cur is not None and cur[0] == due:
             return
-        seq = next(self._seq)
-        self._live[key] = (due, seq)
-        heapq.heappush(self._heap, (due, seq, key))
+        entry = (due, key)
+        self._live[key] = entry
+        heapq.heappush(self._heap, entry)
         if cur is not None:
             self._maybe_compact()
 
@@ -63,17 +64,18 @@ class DeadlineIndex:
         """
         out: list[tuple[int, str]] = []
         heap = self._heap
+        live = self._live
         while heap and (limit is None or len(out) < limit):
-            due, seq, key = heap[0]
-            live = self._live.get(key)
-            if live is None or live[1] != seq:
+            entry = heap[0]
+            due, key = entry
+            if live.get(key) is not entry:
                 heapq.heappop(heap)
                 continue
             if due > now:
                 break
             heapq.heappop(heap)
-            del self._live[key]
-            out.append((due, key))
+            del live[key]
+            out.append(entry)
         return out
 
     def pop_before(self, bound: int) -> tuple[int, str] | None:
@@ -81,9 +83,9 @@ class DeadlineIndex:
         self._skip_stale()
         if not self._heap or self._heap[0][0] >= bound:
             return None
-        due, _, key = heapq.heappop(self._heap)
-        del self._live[key]
-        return due, key
+        entry = heapq.heappop(self._heap)
+        del self._live[entry[1]]
+        return entry
 
     def items(self) -> Iterator[tuple[str, int]]:
         for key, (due, _) in self._live.items():
@@ -95,14 +97,14 @@ class DeadlineIndex:
 
     def _skip_stale(self) -> None:
         heap = self._heap
+        live = self._live
         while heap:
-            _, seq, key = heap[0]
-            live = self._live.get(key)
-            if live is not None and live[1] == seq:
+            entry = heap[0]
+            if live.get(entry[1]) is entry:
                 return
             heapq.heappop(heap)
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 64 and len(self._heap) > 2 * len(self._live):
-            self._heap = [(d, s, k) for k, (d, s) in self._live.items()]
+            self._heap = list(self._live.values())
             heapq.heapify(self._heap)

@@ -404,3 +404,29 @@ def test_at_risk_between_warning_and_breach() -> None:
     assert engine.at_risk(state) == ["update"]
     engine.evaluate(state, to_us(T0) + round(4.9 * h))  # update breach
     assert engine.at_risk(state) == []
+
+
+def test_alert_id_is_a_standard_uuid5() -> None:
+    import uuid
+
+    from caseclock.engine import ALERT_NAMESPACE
+
+    for args in [
+        ("C", "update-due", "breach", "interval", 123),
+        ("C", "ack-due", "warning", "", 0),
+    ]:
+        name = (
+            "\x1f".join([args[0], args[1], args[2], args[3], str(args[4])])
+            if args[1] == "update-due"
+            else "\x1f".join(args[:3])  # type: ignore[arg-type]
+        )
+        assert alert_id(*args) == str(uuid.uuid5(ALERT_NAMESPACE, name))  # type: ignore[arg-type]
+
+
+def test_duplicate_check_ignores_matches_across_digest_boundaries() -> None:
+    from caseclock.engine import _seen
+
+    seen = bytes(range(16))  # two stored digests: 00..07 and 08..0f
+    assert _seen(seen, bytes(range(8))) and _seen(seen, bytes(range(8, 16)))
+    assert not _seen(seen, bytes(range(4, 12)))  # straddles both
+    assert not _seen(b"", bytes(8))
