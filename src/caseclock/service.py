@@ -102,9 +102,13 @@ class CaseClock:
         self.ticks = app.topic(cfg.tick_topic, partitions=cfg.partitions, internal=True)
         self.alert_topics = {t: app.topic(name) for t, name in cfg.alert_topics.items()}
         self.dead_letters = app.topic(cfg.dead_letter_topic)
+        # key_type/value_type, not only the schema: the Table derives its changelog
+        # serializers from them and falls back to json, which cannot read the raw rows back.
         self.table = app.Table(
             "cases",
             partitions=cfg.partitions,
+            key_type=bytes,
+            value_type=bytes,
             schema=faust.Schema(
                 key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
             ),
