@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,12 +17,19 @@ import time
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
+
+from caseclock.events import DEFAULT_MAX_MESSAGE_BYTES, Rejected, decode_event
+from caseclock.policy import Policy, load_policy
+from caseclock.replay import replay
+from caseclock.timeutil import from_us, to_us
 
 FAST_POLICY = """
 # Seconds instead of hours: the support-plus shape, scaled for tests.
@@ -212,7 +220,7 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
 
 
 async def produce(
-    bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes]]
+    bootstrap: str, messages: Sequence[tuple[str, bytes | None, bytes | None]]
 ) -> list[tuple[str, int, int]]:
     """Send (topic, key, value) in order; returns (topic, partition, offset) of each."""
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -233,7 +241,7 @@ def event_message(topic_of: Mapping[str, str], doc: Mapping[str, Any]) -> tuple[
 
 
 async def read_all(
-    bootstrap: str, topics: Iterable[str], idle: float = 1.0, timeout: float = 30.0
+    bootstrap: str, topics: Iterable[str], idle: float = 1.0, give_up_after: float = 30.0
 ) -> list[tuple[str, int, int, bytes | None, bytes]]:
     """Every record currently in `topics` (from the beginning, no group), as
     (topic, partition, offset, key, value). Stops after `idle` seconds without news."""
@@ -244,7 +252,7 @@ async def read_all(
         for t in topics:
             parts = c.partitions_for_topic(t)
             if parts is None:
-                await c._client.force_metadata_update()  # noqa: SLF001 - topic just created
+                await c._client.force_metadata_update()  # the topic was just created
                 parts = c.partitions_for_topic(t) or set()
             tps.extend(TopicPartition(t, p) for p in sorted(parts))
         if not tps:
@@ -253,7 +261,7 @@ async def read_all(
         await c.seek_to_beginning(*tps)
         end = await c.end_offsets(tps)
         out = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + give_up_after
         while time.monotonic() < deadline:
             batch = await c.getmany(timeout_ms=int(idle * 1000))
             for tp, records in batch.items():
@@ -273,3 +281,335 @@ async def read_alerts(bootstrap: str, dep: Deployment, idle: float = 1.0) -> lis
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+# --- scripted feeding, replay expectations and alert checks --------------------------------
+
+US = 1_000_000
+MARGIN_US = 1_500_000
+"""Alerts due this close to a cut-off may still be in flight: they are not compared."""
+
+ALERT_FIELDS = ("alert_id", "type", "stage", "reason", "case_id", "priority", "due_at")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def iso(us: int) -> str:
+    """RFC 3339 with a UTC offset, microsecond precision."""
+    return from_us(us).isoformat()
+
+
+def ts_us(text: str) -> int:
+    return to_us(datetime.fromisoformat(text))
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives `key`."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))
+
+
+def keys_on_partitions(stem: str, partitions: int, per_partition: int) -> dict[int, list[str]]:
+    """`per_partition` case ids on each partition (found by trying stem-0, stem-1, ...)."""
+    out: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    i = 0
+    while any(len(v) < per_partition for v in out.values()):
+        key = f"{stem}-{i}"
+        p = partition_of(key.encode(), partitions)
+        if len(out[p]) < per_partition:
+            out[p].append(key)
+        i += 1
+    return out
+
+
+@dataclass
+class Sent:
+    """One message as produced: where it went, its exact bytes, and when."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    at_us: int
+    label: str = ""
+
+
+@dataclass
+class Step:
+    offset_s: float
+    topic: str
+    key: bytes | None
+    doc: dict[str, Any] | None = None
+    raw: bytes | None = None
+    resend: str | None = None
+    label: str = ""
+
+
+class Script:
+    """Messages to produce at wall-clock offsets from a start time.
+
+    An event's `occurred_at` is the wall time at which it is produced; a field given as a
+    callable gets that time (integer microseconds) and returns the field's value, so an ETA
+    can be "six seconds after the eta-set". `raw` messages (malformed ones) and `resend`
+    (the exact bytes of an earlier labelled message, for duplicates) are sent as they are.
+    """
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.steps: list[Step] = []
+        self._n = 0
+
+    def event(
+        self,
+        offset_s: float,
+        type_: str,
+        case_id: str,
+        *,
+        event_id: str | None = None,
+        label: str = "",
+        **fields: Any,
+    ) -> None:
+        self._n += 1
+        doc = {"event_id": event_id or f"{case_id}-e{self._n}", "type": type_, "case_id": case_id}
+        doc.update(fields)
+        self.steps.append(
+            Step(offset_s, self.dep.topic(type_), case_id.encode(), doc=doc, label=label)
+        )
+
+    def raw(
+        self, offset_s: float, type_: str, key: bytes | None, value: bytes | None, label: str
+    ) -> None:
+        """A message sent as given (value None: a tombstone)."""
+        self.steps.append(Step(offset_s, self.dep.topic(type_), key, raw=value, label=label))
+
+    def resend(self, offset_s: float, label: str) -> None:
+        """The exact bytes of an earlier message (a duplicate delivery)."""
+        self.steps.append(Step(offset_s, "", None, resend=label, label=f"{label}(again)"))
+
+
+async def play(bootstrap: str, t0_us: int, script: Script) -> list[Sent]:
+    """Produce the script's messages at t0 + their offsets, in order; return what was sent."""
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await p.start()
+    sent: list[Sent] = []
+    by_label: dict[str, Sent] = {}
+    try:
+        for step in sorted(script.steps, key=lambda s: s.offset_s):
+            delay = (t0_us + round(step.offset_s * US) - now_us()) / US
+            if delay > 0:
+                await asyncio.sleep(delay)
+            at = now_us()
+            topic, key, value = step.topic, step.key, step.raw
+            if step.resend is not None:
+                first = by_label[step.resend]
+                topic, key, value = first.topic, first.key, first.value
+            elif step.doc is not None:
+                doc = {k: (v(at) if callable(v) else v) for k, v in step.doc.items()}
+                doc["occurred_at"] = iso(at)
+                value = orjson.dumps(doc)
+            md = await p.send_and_wait(topic, value, key=key)
+            s = Sent(md.topic, md.partition, md.offset, key, value, at, step.label)
+            sent.append(s)
+            if step.label:
+                by_label.setdefault(step.label, s)
+    finally:
+        await p.stop()
+    return sent
+
+
+def load_test_policy(dep: Deployment) -> Policy:
+    return load_policy(str(dep.policy_path))
+
+
+def expected_alerts(dep: Deployment, sent: Iterable[Sent], horizon_us: int) -> list[dict[str, Any]]:
+    """What `caseclock replay` says for the exact bytes sent, up to and including the horizon,
+    as alert documents (serialised as the worker serialises them). Messages the worker rejects
+    (same checks: key, size limit) are left out, as the worker leaves them out."""
+    policy = load_test_policy(dep)
+    limit = int(dep.extra_env.get("CASECLOCK_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
+    events = []
+    for s in sent:
+        if s.value is None:
+            continue
+        try:
+            events.append(decode_event(s.value, policy, key=s.key, max_bytes=limit))
+        except Rejected:
+            continue
+    return [orjson.loads(a.to_json()) for a in replay(events, policy, until=horizon_us)]
+
+
+def alert_key(a: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(ts_us(a[f]) if f == "due_at" else a[f] for f in ALERT_FIELDS)
+
+
+def due(a: Mapping[str, Any]) -> int:
+    return ts_us(a["due_at"])
+
+
+def fired(a: Mapping[str, Any]) -> int:
+    return ts_us(a["fired_at"])
+
+
+def lateness_s(a: Mapping[str, Any]) -> float:
+    return (fired(a) - due(a)) / US
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[min(len(ordered), int(rank)) - 1]
+
+
+def describe(alerts: Iterable[Mapping[str, Any]], t0_us: int) -> str:
+    """Alerts as readable lines, times as seconds after t0 (for assertion messages)."""
+    rows = sorted(alerts, key=lambda a: (a["case_id"], due(a), a["type"], a["stage"]))
+    return "\n".join(
+        f"  {a['case_id']:<12} {a['type']:<13} {a['stage']:<7} {a['reason']:<20} "
+        f"P{a['priority']} due={(due(a) - t0_us) / US:7.3f}"
+        + (f" fired={(fired(a) - t0_us) / US:7.3f}" if "fired_at" in a else "")
+        + (" catch-up" if a.get("catch_up") else "")
+        for a in rows
+    )
+
+
+def wait_until(
+    predicate: Any, timeout: float, interval: float = 0.2, what: str = "", detail: Any = None
+) -> None:
+    """Poll `predicate` until it is true; fail after `timeout` seconds (with `detail()`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    extra = f": {detail()}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}{extra}")
+
+
+def sleep_until(at_us: int) -> None:
+    delay = (at_us - now_us()) / US
+    if delay > 0:
+        time.sleep(delay)
+
+
+def metric_samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Samples of one metric in Prometheus text format: {sorted label pairs: value}."""
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = _SAMPLE.match(line)
+        if m is None or m.group("name") != name:
+            continue
+        labels = tuple(sorted(_LABEL.findall(m.group("labels") or "")))
+        out[labels] = float(m.group("value"))
+    return out
+
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class OutageReport:
+    repeats: int
+    catch_ups: int
+    skipped: int
+    """Predicted alerts that a catch-up alert stood for (so they were not emitted themselves)."""
+
+
+def check_outage(
+    live: Sequence[Mapping[str, Any]],
+    expected: Sequence[Mapping[str, Any]],
+    *,
+    t0_us: int,
+    kill_us: int,
+    cutoff_us: int,
+    context: str = "",
+) -> OutageReport:
+    """What must hold when a worker was SIGKILLed at `kill_us` (measured once it was dead) and
+    its cases were picked up again (by a restarted worker, or by a survivor), given every alert
+    copy read from the alert topics (`live`) and what replay says (`expected`, horizon =
+    `cutoff_us`). Alerts due within the margin before the cut-off are not compared.
+
+    * every alert fired at or after its due_at;
+    * a repeat carries the same alert_id and content as its first copy (apart from fired_at and
+      the catch_up flag), at most once (one crash), and one obligation never gets two ids;
+    * nothing spurious: every live alert is one replay predicts (id, type, stage, reason, case,
+      priority, due_at);
+    * nothing lost: a predicted alert missing live must have been stood for by a catch-up: the
+      first alert of its clock (case and type) fired at or after its due_at has catch_up set;
+    * no storm: per clock, of the alerts fired after the kill, at most one is for what was
+      already due at the first of them (F); when a breach fell due between the kill and F, that
+      one alert is the most recent such breach.
+    """
+    upto = cutoff_us - MARGIN_US
+    live_c = [a for a in live if due(a) <= upto]
+    exp_c = [a for a in expected if due(a) <= upto]
+    where = f"\nlive:\n{describe(live, t0_us)}\nreplay:\n{describe(exp_c, t0_us)}\n{context}"
+    kill_s = (kill_us - t0_us) / US
+
+    bad = [a for a in live if fired(a) < due(a)]
+    assert not bad, f"fired before due:\n{describe(bad, t0_us)}"
+
+    copies: dict[str, list[Mapping[str, Any]]] = {}
+    for a in live:
+        copies.setdefault(a["alert_id"], []).append(a)
+    repeats = 0
+    for aid, group in copies.items():
+        assert len(group) <= 2, f"{aid} emitted {len(group)} times{where}"
+        strip = [{k: v for k, v in a.items() if k not in ("fired_at", "catch_up")} for a in group]
+        assert all(s == strip[0] for s in strip), f"repeat of {aid} differs: {group}"
+        repeats += len(group) - 1
+    ids_of: dict[tuple[Any, ...], set[str]] = {}
+    for a in live:
+        ids_of.setdefault(alert_key(a)[1:], set()).add(a["alert_id"])
+    two = {k: v for k, v in ids_of.items() if len(v) > 1}
+    assert not two, f"one obligation, several ids: {two}"
+
+    exp_keys = {alert_key(a) for a in exp_c}
+    spurious = [a for a in live_c if alert_key(a) not in exp_keys]
+    assert not spurious, f"alerts replay does not predict:\n{describe(spurious, t0_us)}{where}"
+
+    skipped = 0
+    for m in exp_c:
+        if m["alert_id"] in copies:
+            continue
+        clock = sorted(
+            (a for a in live if (a["case_id"], a["type"]) == (m["case_id"], m["type"])),
+            key=fired,
+        )
+        first_after = next((a for a in clock if fired(a) >= due(m)), None)
+        assert first_after is not None and first_after.get("catch_up"), (
+            f"lost (no catch-up stands for it): {m}{where}"
+        )
+        skipped += 1
+
+    for case_id, type_ in sorted({(a["case_id"], a["type"]) for a in live}):
+        post = [a for a in live if (a["case_id"], a["type"]) == (case_id, type_)]
+        post = [a for a in post if fired(a) >= kill_us]
+        if not post:
+            continue
+        f = min(fired(a) for a in post)
+        label = f"{case_id} {type_} (kill at {kill_s:.2f}s, F at {(f - t0_us) / US:.2f}s)"
+        caught = {a["alert_id"] for a in post if due(a) <= f}
+        assert len(caught) <= 1, f"{label}: alert storm:\n{describe(post, t0_us)}{where}"
+        breaches = [
+            a
+            for a in exp_c
+            if (a["case_id"], a["type"]) == (case_id, type_)
+            and a["stage"] == "breach"
+            and kill_us < due(a) <= f
+        ]
+        if breaches:
+            latest = max(breaches, key=due)
+            assert caught == {latest["alert_id"]}, (
+                f"{label}: catch-up is not the latest breach {latest}{where}"
+            )
+    catch_ups = sum(1 for a in live if a.get("catch_up"))
+    return OutageReport(repeats=repeats, catch_ups=catch_ups, skipped=skipped)
