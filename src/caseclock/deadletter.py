@@ -18,6 +18,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from .events import REJECT_REASONS
 
+#: Longest original value kept in a record: base64 of 512 KiB stays under Kafka's default 1 MB
+#: message size, so even a giant rejected message still produces its dead letter.
+MAX_DEAD_LETTER_VALUE_BYTES: Final = 512 * 1024
+
 #: Default topic the dead-letter records go to.
 DEAD_LETTER_TOPIC: Final = "caseclock-dead-letters"
 
@@ -58,6 +62,11 @@ class DeadLetter(BaseModel):
         description="The original message key, base64; null when the message had no key."
     )
     value: Base64Text = Field(description="The original message value (all its bytes), base64.")
+    value_size: int = Field(description="Size of the original value in bytes.")
+    value_truncated: bool = Field(
+        description="True when only the first MAX_DEAD_LETTER_VALUE_BYTES of the value are kept "
+        "(so the record stays under the producer's request size limit)."
+    )
     received_at: AwareDatetime = Field(description="When caseclock rejected the message.")
     key_encoding: Literal["base64"] = Field("base64", description="Encoding of `key`.")
     value_encoding: Literal["base64"] = Field("base64", description="Encoding of `value`.")
@@ -88,8 +97,10 @@ class DeadLetter(BaseModel):
             topic=topic,
             partition=partition,
             offset=offset,
-            key=None if key is None else _b64(key),
-            value=_b64(value),
+            key=None if key is None else _b64(key[:MAX_DEAD_LETTER_VALUE_BYTES]),
+            value=_b64(value[:MAX_DEAD_LETTER_VALUE_BYTES]),
+            value_size=len(value),
+            value_truncated=len(value) > MAX_DEAD_LETTER_VALUE_BYTES,
             received_at=received_at,
         )
 
@@ -98,7 +109,7 @@ class DeadLetter(BaseModel):
         return None if self.key is None else _unb64(self.key)
 
     def original_value(self) -> bytes:
-        """The original value bytes, exactly as received."""
+        """The original value bytes, exactly as received (their prefix when truncated)."""
         return _unb64(self.value)
 
     def to_json(self) -> bytes:

@@ -431,3 +431,15 @@ def test_asyncapi_describes_every_topic() -> None:
     assert all(actions[t] == {"receive"} for t in INBOUND_TYPES)
     assert all(actions[t] == {"send"} for t in (*ALERT_TYPES, DEAD_LETTER_TOPIC))
     assert actions[TICK_TOPIC] == {"send", "receive"}
+
+
+def test_dead_letter_keeps_a_prefix_of_giant_values_and_says_so() -> None:
+    from caseclock.deadletter import MAX_DEAD_LETTER_VALUE_BYTES
+
+    small = DeadLetter.build("oversized", "x", "t", 0, 0, None, b"a" * 100, RECEIVED)
+    assert (small.value_size, small.value_truncated) == (100, False)
+    giant = bytes(range(256)) * (3 * MAX_DEAD_LETTER_VALUE_BYTES // 256)
+    dl = DeadLetter.build("oversized", "x", "t", 0, 0, b"k", giant, RECEIVED)
+    assert dl.value_truncated and dl.value_size == len(giant)
+    assert dl.original_value() == giant[:MAX_DEAD_LETTER_VALUE_BYTES]
+    assert len(dl.to_json()) < 1_000_000  # fits Kafka's default max message size
