@@ -240,7 +240,8 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_oldest_overdue_seconds",
         "gauge",
         (),
-        "Now minus the earliest due timer that has not fired yet; 0 when nothing is overdue.",
+        "How long the oldest due timer has waited to be evaluated (tick sent, not yet "
+        "processed; or due deadline still queued); 0 when the timers keep up.",
     ),
     MetricDoc(
         "caseclock_time_to_acknowledge_seconds",
@@ -447,7 +448,7 @@ class Metrics:
         self.recovery_complete.set(1 if complete else 0)
 
     def set_oldest_overdue_seconds(self, seconds: float) -> None:
-        """How far behind the earliest due-but-unfired timer is (0 when none is overdue)."""
+        """How long the oldest due timer has waited to be evaluated (0 when timers keep up)."""
         self.oldest_overdue_seconds.set(max(0.0, seconds))
 
     # -- per-partition gauges ----------------------------------------------------------------

@@ -69,6 +69,8 @@ class CaseClock:
         self.indexes: dict[int, DeadlineIndex] = {}
         self.open_counts: dict[int, Counter[tuple[str, str]]] = {}
         self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
+        self.inflight: dict[tuple[int, str], int] = {}
+        """Ticks sent and not yet processed: (partition, case_id) -> when sent."""
         self.ready = False
         self._retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
         self.app = self._build_app()
@@ -159,8 +161,14 @@ class CaseClock:
         }
 
     async def _on_revoked(self, sender: Any, revoked: Iterable[Any], **kwargs: Any) -> None:
+        """Stop reporting partitions at once: until recovery says which ones are ours again,
+        gauges from this worker would double-count with the worker that takes them."""
         self.ready = False
         self.metrics.set_recovery_complete(False)
+        self.metrics.set_assigned_partitions(())
+        self.open_counts.clear()
+        self.risk_counts.clear()
+        self.inflight.clear()
 
     async def _on_recovered(self) -> None:
         """Rebuild the deadline index and the gauges from the table for owned partitions."""
@@ -181,6 +189,7 @@ class CaseClock:
             if n % REBUILD_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         self.indexes = indexes
+        self.inflight.clear()
         self.open_counts = opens
         self.risk_counts = risks
         self.metrics.set_assigned_partitions(owned)
@@ -272,6 +281,7 @@ class CaseClock:
             )
 
     async def _on_tick(self, key: bytes, partition: int) -> None:
+        self.inflight.pop((partition, key.decode()), None)
         state, touched = self._load(key)
         if state is None or touched is None:
             self.metrics.tick("stale")
@@ -369,22 +379,33 @@ class CaseClock:
         now = wall_us()
         owned = self.owned_partitions()
         sent = 0
-        oldest: int | None = None
         for p in sorted(owned):
             idx = self.indexes.get(p)
             if idx is None:
                 continue
             for due, case_id in idx.pop_due(now, MAX_TICKS_PER_RUN - sent):
-                oldest = due if oldest is None or due < oldest else oldest
                 await self.ticks.send(
                     key=case_id.encode(), value=orjson.dumps({"due": due}), partition=p
                 )
+                self.inflight.setdefault((p, case_id), now)
                 idx.schedule(case_id, now + self._retry_us)
                 sent += 1
             if sent >= MAX_TICKS_PER_RUN:
                 break
-        self.metrics.set_oldest_overdue_seconds(0 if oldest is None else (now - oldest) / US)
+        self.metrics.set_oldest_overdue_seconds(self._timer_lag(now, owned) / US)
         self.metrics.set_timer_index_size(sum(len(i) for i in self.indexes.values()))
+
+    def _timer_lag(self, now: int, owned: Iterable[int]) -> int:
+        """How long the oldest due timer has waited to be evaluated: a tick sent but not yet
+        processed (since it was sent), or a due deadline still queued behind the per-run cap.
+        A case learned late is not "overdue" here: its catch-up is one tick away."""
+        oldest = min(self.inflight.values(), default=now)
+        for p in owned:
+            idx = self.indexes.get(p)
+            head = None if idx is None else idx.peek()
+            if head is not None and head < oldest:
+                oldest = head
+        return max(0, now - oldest)
 
     # --- gauges --------------------------------------------------------------------------------
 
