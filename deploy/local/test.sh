@@ -7,8 +7,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 deploy/local/setup.sh
 echo "== ruff"
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench deploy
+.venv/bin/ruff format --check src tests bench deploy
 echo "== mypy"
 .venv/bin/mypy
 echo "== schemas in sync"
