@@ -80,6 +80,9 @@ class DeadlineIndex:
 
     def pop_before(self, bound: int) -> tuple[int, str] | None:
         """Remove and return the earliest (due, key) with due < bound, if any."""
+        heap = self._heap
+        if not heap or heap[0][0] >= bound:
+            return None  # the heap's minimum, stale or live, bounds every live entry
         self._skip_stale()
         if not self._heap or self._heap[0][0] >= bound:
             return None
