@@ -163,6 +163,10 @@ class CaseState:
     def acknowledged_at(self) -> int | None:
         return self.comm_first
 
+    @property
+    def ack_breach_emitted(self) -> bool:
+        return bool(self.emitted & _ACK_BREACHED)
+
 
 _FIELDS: Final = (
     ("o", "opened_at"),

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from .events import INBOUND_TYPES, REJECT_REASONS
 
 __all__ = [
+    "ACK_OUTCOMES",
     "ALERT_LATENESS_BUCKETS",
     "ALERT_STAGES",
     "CLOCKS",
@@ -70,6 +71,8 @@ ALERT_STAGES: Final[Mapping[str, tuple[str, ...]]] = {
 CLOCKS: Final = ("ack", "update", "elevation", "time_to_open")
 #: Dead-letter reason codes (``reason`` label): the decoder's.
 DEAD_LETTER_REASONS: Final = REJECT_REASONS
+#: Outcomes of an acknowledgement obligation (``outcome`` label).
+ACK_OUTCOMES: Final = ("in_time", "late")
 #: What happened to a timer tick when the agent re-checked it against the case state.
 TICK_OUTCOMES: Final = ("fired", "stale", "purged")
 #: Priorities of the default "support-plus" plan; label sets for these are pre-created.
@@ -199,6 +202,14 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "recomputed or the service restarted); only the latest breach of a clock is emitted.",
     ),
     MetricDoc(
+        "caseclock_acknowledgements_total",
+        "counter",
+        ("priority", "outcome"),
+        "Acknowledgement obligations decided, once per case: in_time when the first "
+        "communication came within the window, late when the ack breach fired or the first "
+        "communication came after it. SLA attainment = in_time / all, for any policy.",
+    ),
+    MetricDoc(
         "caseclock_ticks_total",
         "counter",
         ("outcome",),
@@ -322,6 +333,7 @@ class Metrics:
         self.dead_letters = counter("caseclock_dead_letters_total", ["reason"])
         self.catchup_alerts = counter("caseclock_catchup_alerts_total", ["type"])
         self.ticks = counter("caseclock_ticks_total", ["outcome"])
+        self.acknowledgements = counter("caseclock_acknowledgements_total", ["priority", "outcome"])
 
         self.open_cases = gauge("caseclock_open_cases", ["priority", "plan"])
         self.cases_at_risk = gauge("caseclock_cases_at_risk", ["clock", "priority"])
@@ -367,6 +379,8 @@ class Metrics:
             self.time_to_open.labels(priority=priority)
             for clock in CLOCKS:
                 self.sla_breaches.labels(clock=clock, priority=priority)
+            for outcome in ACK_OUTCOMES:
+                self.acknowledgements.labels(priority=priority, outcome=outcome)
 
     # -- counters and histograms ------------------------------------------------------------
 
@@ -401,6 +415,12 @@ class Metrics:
     def observe_alert_lateness(self, alert_type: str, seconds: float) -> None:
         """Record ``fired_at - due_at`` for one alert (clamped at 0)."""
         self.alert_lateness.labels(type=alert_type).observe(max(0.0, seconds))
+
+    def acknowledgement(self, priority: str, in_time: bool) -> None:
+        """Count one decided acknowledgement obligation (see caseclock_acknowledgements_total)."""
+        self.acknowledgements.labels(
+            priority=priority, outcome="in_time" if in_time else "late"
+        ).inc()
 
     def catchup_alert(self, alert_type: str) -> None:
         """Count an alert emitted in catch-up mode."""

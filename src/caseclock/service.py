@@ -276,9 +276,10 @@ class CaseClock:
                 if tto[2]:
                     self.metrics.sla_breach("time_to_open", str(tto[0]))
         if not was_acked and state.comm_first is not None and state.opened_at is not None:
-            self.metrics.observe_time_to_acknowledge(
-                prio, (state.comm_first - state.opened_at) / US
-            )
+            took = state.comm_first - state.opened_at
+            self.metrics.observe_time_to_acknowledge(prio, took / US)
+            if cur is not None and not state.ack_breach_emitted:  # a fired breach counted late
+                self.metrics.acknowledgement(prio, took <= cur[1].acknowledge)
 
     async def _on_tick(self, key: bytes, partition: int) -> None:
         self.inflight.pop((partition, key.decode()), None)
@@ -320,6 +321,8 @@ class CaseClock:
             )
             if a.stage == "breach":
                 self.metrics.sla_breach("ack" if a.type == "ack-due" else "update", str(a.priority))
+                if a.type == "ack-due":
+                    self.metrics.acknowledgement(str(a.priority), in_time=False)
             elif a.reason == "no-eta-or-workaround":
                 self.metrics.sla_breach("elevation", str(a.priority))
             log.info(

@@ -171,21 +171,14 @@ def test_runnable_queries_have_no_grafana_variables() -> None:
         substitute_grafana_variables("rate(x[$job])")
 
 
-def test_attainment_buckets_exist() -> None:
-    """Every le=~"..." used by the dashboard matches a bucket caseclock really exposes."""
-    registry = CollectorRegistry()
-    Metrics(registry)
-    text = generate_latest(registry).decode()
-    exposed = {
-        s.labels["le"]
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "caseclock_time_to_acknowledge_seconds_bucket"
-    }
-    regexes = [m for _, e in panel_queries(DASHBOARD) for m in re.findall(r'le=~"([^"]+)"', e)]
-    assert regexes
-    for regex in regexes:
-        assert [le for le in exposed if re.fullmatch(regex, le)], regex
+def test_attainment_panels_work_for_any_policy() -> None:
+    """Attainment comes from the decided-obligations counter, not from histogram buckets at
+    hard-coded window values, so plans with other windows (the demo policy) are not blind."""
+    queries = panel_queries(DASHBOARD)
+    assert not [e for _, e in queries if re.search(r'le=~?"', e)]
+    attainment = [e for t, e in queries if "attainment" in t.lower()]
+    assert len(attainment) == 2
+    assert all('caseclock_acknowledgements_total{outcome="in_time"}' in e for e in attainment)
 
 
 def test_metric_name_scanner() -> None:
