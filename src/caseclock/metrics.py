@@ -271,7 +271,8 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_alert_lateness_seconds",
         "histogram",
         ("type",),
-        "fired_at - due_at of emitted alerts (catch-up alerts included).",
+        "fired_at - max(due_at, arrival of the case's latest fact): how late the timers "
+        "fire. Downtime shows (catch-ups included); late upstream facts do not.",
     ),
     MetricDoc(
         "caseclock_event_processing_seconds",

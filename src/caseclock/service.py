@@ -301,7 +301,7 @@ class CaseClock:
         self._count(opens, risk, state, -1)
         alerts = self.engine.evaluate(state, now)
         if alerts:
-            await self._emit(key, alerts)
+            await self._emit(key, alerts, touched)
             self._save(key, state, partition, touched)
             self.metrics.tick("fired")
         else:
@@ -310,12 +310,16 @@ class CaseClock:
         self._publish_counts(partition)
         idx.schedule(state.case_id, self._wake_at(state, touched))
 
-    async def _emit(self, key: bytes, alerts: list[Alert]) -> None:
-        """Send alerts and wait until the broker has them, before their state is recorded."""
+    async def _emit(self, key: bytes, alerts: list[Alert], touched: int) -> None:
+        """Send alerts and wait until the broker has them, before their state is recorded.
+
+        Lateness is measured from max(due, when the case's latest fact arrived): an alert
+        cannot fire before the fact that makes it due is known, so late upstream data does not
+        read as slow timers, while downtime does."""
         pending = [await self.alert_topics[a.type].send(key=key, value=a.to_json()) for a in alerts]
         await asyncio.gather(*pending)
         for a in alerts:
-            late = (a.fired_at - a.due_at).total_seconds()
+            late = (a.fired_us - max(a.due_us, touched)) / US
             self.metrics.alert_emitted(
                 a.type, a.stage, str(a.priority), lateness_seconds=late, catch_up=a.catch_up
             )
