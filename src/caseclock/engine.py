@@ -160,10 +160,6 @@ class CaseState:
         return self.resolved_at is not None
 
     @property
-    def acknowledged_at(self) -> int | None:
-        return self.comm_first
-
-    @property
     def ack_breach_emitted(self) -> bool:
         return bool(self.emitted & _ACK_BREACHED)
 

@@ -52,10 +52,6 @@ class Policy:
     plans: Mapping[str, Plan]
     default_plan: str
 
-    def rule(self, plan: str, priority: int) -> PriorityRule | None:
-        p = self.plans.get(plan)
-        return None if p is None else p.priorities.get(priority)
-
     @property
     def all_priorities(self) -> frozenset[int]:
         return frozenset(pr for plan in self.plans.values() for pr in plan.priorities)

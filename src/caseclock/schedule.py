@@ -26,13 +26,6 @@ class DeadlineIndex:
     def __len__(self) -> int:
         return len(self._live)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._live
-
-    def due_of(self, key: str) -> int | None:
-        e = self._live.get(key)
-        return None if e is None else e[0]
-
     def schedule(self, key: str, due: int | None) -> None:
         """Set (or clear, with None) the key's deadline, replacing any earlier one."""
         cur = self._live.get(key)
@@ -93,10 +86,6 @@ class DeadlineIndex:
     def items(self) -> Iterator[tuple[str, int]]:
         for key, (due, _) in self._live.items():
             yield key, due
-
-    def clear(self) -> None:
-        self._heap.clear()
-        self._live.clear()
 
     def _skip_stale(self) -> None:
         heap = self._heap

@@ -50,19 +50,3 @@ def parse_duration(text: str) -> int:
     if pos != len(s):
         raise ValueError(f"invalid duration {text!r}: use e.g. '90s', '45m', '4h', '1h30m', '2d'")
     return round(total)
-
-
-def format_duration(us: int) -> str:
-    """The inverse of parse_duration, for messages and generated documents."""
-    if us == 0:
-        return "0s"
-    parts = []
-    rest = us
-    for unit in ("w", "d", "h", "m", "s", "ms"):
-        size = _UNITS[unit]
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    if rest:
-        parts.append(f"{rest}us")
-    return "".join(parts)
