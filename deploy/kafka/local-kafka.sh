@@ -324,8 +324,13 @@ cmd_start() {
     : >"$LOG_FILE"
 
     # Cluster id: 16 random bytes, base64url without padding (what `StorageTool random-uuid` does).
+    # One starting with '-' would be parsed as an option by the storage tool (about 1 start in
+    # 64), so draw again, as Kafka's own Uuid generator does.
     local cluster_id
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    cluster_id="-"
+    while [[ $cluster_id == -* ]]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     if ! java -Dlog4j2.configurationFile="$LOG4J_TOOL" -cp "$(java_cp)" \
         kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >>"$LOG_FILE" 2>&1; then
         tail_log 20
