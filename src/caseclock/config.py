@@ -80,6 +80,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CASECLOCK_RETENTION", "7d", "How long resolved and never-opened cases are kept."),
     Setting("CASECLOCK_MAX_MESSAGE_BYTES", "65536", "Larger inbound messages are dead-lettered."),
     Setting(
+        "CASECLOCK_RECOVERY_TIMEOUT",
+        "600",
+        "Seconds a table recovery may take before the worker exits to be restarted.",
+    ),
+    Setting(
         "CASECLOCK_SESSION_TIMEOUT", "30", "Consumer session timeout, seconds (failover time)."
     ),
     Setting("CASECLOCK_WEB_HOST", "127.0.0.1", "Address the metrics/health server binds to."),
@@ -120,6 +125,7 @@ class Config:
     retention_us: int
     max_message_bytes: int
     session_timeout: float
+    recovery_timeout: float
     web_host: str
     web_port: int
     log_level: str
@@ -196,6 +202,7 @@ class Config:
             retention_us=retention,
             max_message_bytes=number("CASECLOCK_MAX_MESSAGE_BYTES", int, 256),
             session_timeout=number("CASECLOCK_SESSION_TIMEOUT", float, 6),
+            recovery_timeout=number("CASECLOCK_RECOVERY_TIMEOUT", float, 5),
             web_host=get("CASECLOCK_WEB_HOST"),
             web_port=number("CASECLOCK_WEB_PORT", int, 1),
             log_level=get("CASECLOCK_LOG_LEVEL").lower(),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -43,6 +44,8 @@ log = logging.getLogger("caseclock")
 MAX_TICKS_PER_RUN = 2000
 """Cap on ticks sent per timer run, so a catch-up after downtime yields to the event loop."""
 REBUILD_YIELD_EVERY = 2000
+RECOVERY_STUCK_EXIT = 75
+"""Exit status when recovery outlasts its timeout (EX_TEMPFAIL: restart me)."""
 
 
 def wall_us() -> int:
@@ -72,6 +75,8 @@ class CaseClock:
         self.inflight: dict[tuple[int, str], int] = {}
         """Ticks sent and not yet processed: (partition, case_id) -> when sent."""
         self.ready = False
+        self.recovering_since: int | None = wall_us()
+        """When the current (re)covery began; None once the index is rebuilt."""
         self._retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
         self.app = self._build_app()
 
@@ -119,6 +124,7 @@ class CaseClock:
         app.agent(self.inputs, name="caseclock.process")(self._process)
         app.timer(interval=cfg.tick_interval, name="caseclock.fire_due")(self._fire_due)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.task(self._watchdog)
 
         from faust.sensors.prometheus import setup_prometheus_sensors
 
@@ -126,6 +132,9 @@ class CaseClock:
 
         @app.page("/healthz")
         async def healthz(view: Any, request: Any) -> Any:
+            stuck = self._recovery_stuck_for(wall_us())
+            if stuck is not None:
+                return view.json({"status": "recovery stuck", "seconds": stuck}, status=503)
             return view.json({"status": "ok"})
 
         @app.page("/readyz")
@@ -164,11 +173,39 @@ class CaseClock:
         """Stop reporting partitions at once: until recovery says which ones are ours again,
         gauges from this worker would double-count with the worker that takes them."""
         self.ready = False
+        self.recovering_since = wall_us()
         self.metrics.set_recovery_complete(False)
         self.metrics.set_assigned_partitions(())
         self.open_counts.clear()
         self.risk_counts.clear()
         self.inflight.clear()
+
+    def _recovery_stuck_for(self, now: int) -> float | None:
+        since = self.recovering_since
+        if since is None or now - since <= self.cfg.recovery_timeout * US:
+            return None
+        return (now - since) / US
+
+    async def _watchdog(self) -> None:
+        """Exit when a recovery outlasts CASECLOCK_RECOVERY_TIMEOUT.
+
+        Faust's changelog recovery can stall after quick successive rebalances (seen here:
+        "Resuming flow..." and then no changelog record for minutes), leaving the worker owning
+        partitions it never serves. A fresh process recovers; so /healthz turns 503 (for
+        liveness probes) and the worker exits with status 75 for its supervisor to restart it.
+        """
+        while True:
+            await asyncio.sleep(min(5.0, self.cfg.recovery_timeout / 4))
+            stuck = self._recovery_stuck_for(wall_us())
+            if stuck is not None:
+                log.error(
+                    "caseclock: recovery stuck for %.0f s (CASECLOCK_RECOVERY_TIMEOUT=%s); "
+                    "exiting so that the worker is restarted",
+                    stuck,
+                    self.cfg.recovery_timeout,
+                )
+                logging.shutdown()
+                os._exit(RECOVERY_STUCK_EXIT)
 
     async def _on_recovered(self) -> None:
         """Rebuild the deadline index and the gauges from the table for owned partitions."""
@@ -197,6 +234,7 @@ class CaseClock:
             self._publish_counts(p)
         self.metrics.set_timer_index_size(sum(len(i) for i in indexes.values()))
         self.ready = True
+        self.recovering_since = None
         self.metrics.set_recovery_complete(True)
         log.info("caseclock: recovered %d cases on partitions %s", n, sorted(owned))
 

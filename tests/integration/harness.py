@@ -29,6 +29,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from caseclock.events import DEFAULT_MAX_MESSAGE_BYTES, Rejected, decode_event
 from caseclock.policy import Policy, load_policy
 from caseclock.replay import replay
+from caseclock.service import RECOVERY_STUCK_EXIT
 from caseclock.timeutil import from_us, to_us
 
 FAST_POLICY = """
@@ -72,6 +73,7 @@ class Deployment:
     partitions: int = 4
     tick_interval: float = 0.2
     session_timeout: float = 8.0
+    recovery_timeout: float = 20.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -116,6 +118,7 @@ class Deployment:
             CASECLOCK_DATA_DIR=str(data_dir),
             CASECLOCK_TICK_INTERVAL=str(self.tick_interval),
             CASECLOCK_SESSION_TIMEOUT=str(self.session_timeout),
+            CASECLOCK_RECOVERY_TIMEOUT=str(self.recovery_timeout),
             CASECLOCK_WEB_PORT=str(web_port),
             CASECLOCK_LOG_LEVEL="info",
         )
@@ -124,7 +127,12 @@ class Deployment:
 
 
 class WorkerProcess:
-    """One `caseclock worker` subprocess; stopped (or killed) on exit."""
+    """One `caseclock worker` subprocess; stopped (or killed) on exit.
+
+    Like a supervisor (Kubernetes' restartPolicy, compose's restart), it starts the worker
+    again when the worker exits because its recovery watchdog fired (exit status 75); every
+    other exit is left for the test to see. `restarts` counts those restarts.
+    """
 
     def __init__(self, dep: Deployment, name: str) -> None:
         self.dep = dep
@@ -133,6 +141,12 @@ class WorkerProcess:
         self.data_dir = dep.workdir / f"data-{name}"
         self.log_path = dep.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def supervise(self) -> None:
+        if self.proc is not None and self.proc.poll() == RECOVERY_STUCK_EXIT:
+            self.restarts += 1
+            self.start()
 
     def start(self) -> WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +173,7 @@ class WorkerProcess:
             return int(e.code), bytes(e.read())
 
     def ready(self) -> bool:
+        self.supervise()
         try:
             status, body = self.get("/readyz")
         except OSError:
@@ -166,6 +181,7 @@ class WorkerProcess:
         return status == 200 and bool(orjson.loads(body).get("ready"))
 
     def partitions(self) -> list[int]:
+        self.supervise()
         try:
             status, body = self.get("/readyz")
         except OSError:
@@ -175,6 +191,7 @@ class WorkerProcess:
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self.supervise()
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited: {self.log_tail()}")
             if self.ready():

@@ -43,3 +43,14 @@ def test_acknowledgement_outcomes_are_counted_once_per_case() -> None:
     engine.apply(breached, note("C", 3), t0)
     svc._observe_new_facts(breached, was_open=True, was_acked=False)
     assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 2)
+
+
+def test_recovery_watchdog_threshold() -> None:
+    svc = CaseClock(Config.from_env({"CASECLOCK_RECOVERY_TIMEOUT": "10"}), load_policy())
+    us = 10**6
+    assert svc.recovering_since is not None  # the start-up recovery counts too
+    svc.recovering_since = 0
+    assert svc._recovery_stuck_for(10 * us) is None  # at the limit: still allowed
+    assert svc._recovery_stuck_for(11 * us) == 11.0
+    svc.recovering_since = None  # recovered
+    assert svc._recovery_stuck_for(10**15) is None
