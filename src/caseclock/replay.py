@@ -72,9 +72,12 @@ class Replayer:
     def feed(self, ev: InboundEvent) -> list[Alert]:
         """Advance the clock to the event's time, then apply it. Returns the alerts fired."""
         t = to_us(ev.occurred_at)
-        out = self._advance(t, inclusive=False)
-        if self.now is None or t > self.now:
-            self.now = t
+        # An older event arrives "now": deadlines strictly before its arrival fire first,
+        # including ones that an earlier late event made overdue, so whether anything arrives
+        # in between (a duplicate, another case's event) cannot change what fires.
+        arrival = t if self.now is None or t > self.now else self.now
+        out = self._advance(arrival, inclusive=False)
+        self.now = arrival
         state = self.states.get(ev.case_id)
         was_open = state is not None and state.opened
         if state is None:

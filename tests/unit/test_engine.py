@@ -430,3 +430,16 @@ def test_duplicate_check_ignores_matches_across_digest_boundaries() -> None:
     assert _seen(seen, bytes(range(8))) and _seen(seen, bytes(range(8, 16)))
     assert not _seen(seen, bytes(range(4, 12)))  # straddles both
     assert not _seen(b"", bytes(8))
+
+
+def test_overdue_alert_of_a_late_case_fires_before_the_next_arrival() -> None:
+    # D moves the clock to 10 h. C's case-opened (P3, occurred 0 h) arrives late: its ack
+    # warning (6 h) and breach (8 h) are overdue. The acknowledgement (occurred 0.5 h) arrives
+    # after it, also late: the breach fired first, at 10 h, as a live service's timer would
+    # have fired it between the two arrivals. A duplicate arriving in between must not change
+    # that (it once did: the overdue entry fired only when a later-dated event came).
+    base = [opened("D", 10, 3), opened("C", 0, 3), note("C", 0.5, event_id="ack")]
+    expected = [("ack-due", "breach", "no-acknowledgement", 8.0, 10.0)]
+    assert brief(run(base, until=10), "C") == expected
+    with_dup = [base[0], base[1], base[0], base[2]]
+    assert brief(run(with_dup, until=10), "C") == expected
