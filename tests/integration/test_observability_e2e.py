@@ -847,11 +847,13 @@ def test_dashboard_rules_and_probes_on_live_worker(
     assert not empty, f"panel queries without any series: {empty}"
     assert not nan_only, f"panel queries with only NaN: {nan_only}"
     assert not flat, f"panels flat at 0 for the whole run: {flat}; load sent {desk.sent}"
-    # Revoked partitions stop counting at once, so workers never claim more than exist.
-    owned_peak = finite_values(
-        prometheus.query("max_over_time(sum(caseclock_partitions_owned)[3m:1s])", at)
-    )
-    assert owned_peak and max(owned_peak) <= 4, f"partitions double-counted: {owned_peak}"
+    # Revoked partitions stop counting at once, so workers never claim more than exist for
+    # longer than the scrape skew: each target is scraped every second at its own offset, and a
+    # rebalance can finish between the old owner's last scrape and the new owner's next one.
+    # (Before revocation dropped the gauges, the excess lasted a whole recovery.)
+    owned = prometheus.query_range("sum(caseclock_partitions_owned)", load_started, at, 1.0)
+    excess = [float(v) for series in owned for _, v in series["values"] if float(v) > PARTITIONS]
+    assert owned and len(excess) <= 2, f"partitions double-counted for {len(excess)} s: {excess}"
 
     # -- (b) every metric a rule needs is in the worker's scrape -----------------------------
     samples = scrape(w1)

@@ -54,3 +54,26 @@ def test_recovery_watchdog_threshold() -> None:
     assert svc._recovery_stuck_for(11 * us) == 11.0
     svc.recovering_since = None  # recovered
     assert svc._recovery_stuck_for(10**15) is None
+
+
+async def test_revocation_drops_this_workers_partition_gauges_at_once() -> None:
+    svc = CaseClock(Config.from_env({}), load_policy())
+    svc.metrics.set_assigned_partitions({0, 1})
+    svc.metrics.set_partition_counts(0, {("1", "support-plus"): 3}, {("ack", "1"): 1})
+    svc.metrics.set_partition_counts(1, {("2", "support-plus"): 2}, {})
+    svc.ready = True
+    svc.recovering_since = None
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float | None:
+        return svc.registry.get_sample_value(name, labels or {})
+
+    assert value("caseclock_partitions_owned") == 2
+    assert value("caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) == 3
+
+    await svc._on_revoked(None, set())
+
+    assert value("caseclock_partitions_owned") == 0
+    assert value("caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) is None
+    assert value("caseclock_cases_at_risk", {"clock": "ack", "priority": "1"}) is None
+    assert value("caseclock_recovery_complete") == 0
+    assert not svc.ready and svc.recovering_since is not None
