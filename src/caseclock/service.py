@@ -221,7 +221,7 @@ class CaseClock:
                 continue
             state = CaseState.from_dict(doc["s"])
             indexes[p].schedule(state.case_id, self._wake_at(state, doc["t"]))
-            self._count(opens[p], risks[p], state, +1)
+            self._tally(opens[p], risks[p], state, +1)
             n += 1
             if n % REBUILD_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -280,12 +280,7 @@ class CaseClock:
         was_open = state is not None and state.opened
         was_acked = state is not None and state.opened and state.comm_first is not None
         if state is not None:
-            self._count(
-                self.open_counts.setdefault(p, Counter()),
-                self.risk_counts.setdefault(p, Counter()),
-                state,
-                -1,
-            )
+            self._count(p, state, -1)
         state, applied = self.engine.apply(state, ev, now)
         if applied:
             self.metrics.event_consumed(ev.type)
@@ -294,12 +289,7 @@ class CaseClock:
             self._index(p).schedule(state.case_id, self._wake_at(state, now))
         else:
             self.metrics.event_duplicate(ev.type)
-        self._count(
-            self.open_counts.setdefault(p, Counter()),
-            self.risk_counts.setdefault(p, Counter()),
-            state,
-            +1,
-        )
+        self._count(p, state, +1)
         self._publish_counts(p)
 
     def _observe_new_facts(self, state: CaseState, was_open: bool, was_acked: bool) -> None:
@@ -327,16 +317,13 @@ class CaseClock:
             return
         now = wall_us()
         idx = self._index(partition)
-        risk = self.risk_counts.setdefault(partition, Counter())
-        opens = self.open_counts.setdefault(partition, Counter())
+        self._count(partition, state, -1)
         if self._expired(state, touched, now):
-            self._count(opens, risk, state, -1)
             self.table.pop(key, None)
             idx.remove(state.case_id)
             self._publish_counts(partition)
             self.metrics.tick("purged")
             return
-        self._count(opens, risk, state, -1)
         alerts = self.engine.evaluate(state, now)
         if alerts:
             await self._emit(key, alerts, touched)
@@ -344,7 +331,7 @@ class CaseClock:
             self.metrics.tick("fired")
         else:
             self.metrics.tick("stale")
-        self._count(opens, risk, state, +1)
+        self._count(partition, state, +1)
         self._publish_counts(partition)
         idx.schedule(state.case_id, self._wake_at(state, touched))
 
@@ -454,7 +441,17 @@ class CaseClock:
 
     # --- gauges --------------------------------------------------------------------------------
 
-    def _count(
+    def _count(self, partition: int, state: CaseState, sign: int) -> None:
+        """Add (+1) or remove (-1) the case's contribution to its partition's gauges; callers
+        remove it before a state change and add it back after, so no per-case copy is kept."""
+        self._tally(
+            self.open_counts.setdefault(partition, Counter()),
+            self.risk_counts.setdefault(partition, Counter()),
+            state,
+            sign,
+        )
+
+    def _tally(
         self,
         opens: Counter[tuple[str, str]],
         risks: Counter[tuple[str, str]],
