@@ -81,8 +81,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CASECLOCK_MAX_MESSAGE_BYTES", "65536", "Larger inbound messages are dead-lettered."),
     Setting(
         "CASECLOCK_RECOVERY_TIMEOUT",
-        "600",
-        "Seconds a table recovery may take before the worker exits to be restarted.",
+        "60",
+        "Seconds a table recovery may go without progress before the worker exits to be "
+        "restarted (status 75); a long recovery that progresses is left alone.",
+    ),
+    Setting(
+        "CASECLOCK_RECOVERY_DELAY",
+        "3",
+        "Seconds to wait after a rebalance before recovering tables, so that quick successive "
+        "rebalances cost one recovery.",
+    ),
+    Setting(
+        "CASECLOCK_GROUP_INSTANCE_ID",
+        "",
+        "Static group membership id, unique per worker (the StatefulSet pod name): a restart "
+        "within the session timeout causes no rebalance. Empty: dynamic membership.",
+    ),
+    Setting(
+        "CASECLOCK_MAX_STATE_BYTES",
+        "16384",
+        "Largest stored row of one case; an event that would make it larger is dead-lettered "
+        "(state-too-large) and the case keeps its previous state.",
     ),
     Setting(
         "CASECLOCK_SESSION_TIMEOUT", "30", "Consumer session timeout, seconds (failover time)."
@@ -126,6 +145,9 @@ class Config:
     max_message_bytes: int
     session_timeout: float
     recovery_timeout: float
+    recovery_delay: float
+    group_instance_id: str
+    max_state_bytes: int
     web_host: str
     web_port: int
     log_level: str
@@ -203,6 +225,9 @@ class Config:
             max_message_bytes=number("CASECLOCK_MAX_MESSAGE_BYTES", int, 256),
             session_timeout=number("CASECLOCK_SESSION_TIMEOUT", float, 6),
             recovery_timeout=number("CASECLOCK_RECOVERY_TIMEOUT", float, 5),
+            recovery_delay=number("CASECLOCK_RECOVERY_DELAY", float, 0),
+            group_instance_id=get("CASECLOCK_GROUP_INSTANCE_ID"),
+            max_state_bytes=number("CASECLOCK_MAX_STATE_BYTES", int, 1024),
             web_host=get("CASECLOCK_WEB_HOST"),
             web_port=number("CASECLOCK_WEB_PORT", int, 1),
             log_level=get("CASECLOCK_LOG_LEVEL").lower(),

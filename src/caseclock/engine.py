@@ -41,6 +41,13 @@ from .timeutil import to_us
 
 ALERT_NAMESPACE: Final = uuid.UUID("6f1c2a59-0d3e-5b6a-9a53-cac5ec10c4ed")
 
+# Bounds that keep one case's state constant in size, whatever its number of events (see
+# docs in CaseState): the last SEEN_DIGESTS event ids are remembered for duplicate detection, and
+# at most MAX_PRIORITY_FACTS priority facts are kept.
+SEEN_DIGESTS: Final = 64
+_SEEN_BYTES: Final = 8 * SEEN_DIGESTS
+MAX_PRIORITY_FACTS: Final = 32
+
 # Flags for the once-per-case obligations.
 _ACK_WARNED: Final = 1
 _ACK_BREACHED: Final = 2
@@ -71,6 +78,21 @@ class CaseState:
 
     Slotted and made of ints and short strings because one of these lives in memory per open
     case per partition; the benchmark holds it to well under a kilobyte.
+
+    **Bounded by design.** Its size does not grow with the case's number of events, so a case
+    with a monitor posting a note every minute for months costs what a fresh one costs:
+
+    * every fact folds by min/max (or a set insert keyed by (occurred_at, event_id)), so the
+      fold is idempotent: re-applying an event with the same content changes nothing, however
+      long ago it was first seen. Duplicate detection is therefore an optimisation and a
+      count, not a correctness mechanism, and it is bounded: the digests of the last
+      SEEN_DIGESTS event ids are kept (`seen`). Within them a reused event_id is a duplicate
+      even with different content; beyond them a reused id with *different* content is taken
+      as a new fact (a repeat with the same content still changes nothing).
+    * the priority history keeps at most MAX_PRIORITY_FACTS facts: past that, runs of one
+      priority are merged into their first fact and then the oldest facts after the opening
+      one are forgotten (a case re-prioritised dozens of times keeps its latest history).
+    * strings are bounded by the inbound contract (ids 256, subject 1024 characters).
     """
 
     __slots__ = (
@@ -116,7 +138,7 @@ class CaseState:
         self.eta: int | None = None
         self.resolved_at: int | None = None
         self.seen = b""
-        """8-byte digests of the event ids applied, concatenated (compact duplicate check)."""
+        """8-byte digests of the last SEEN_DIGESTS event ids applied, oldest first."""
         self.emitted = 0
         self.update_through: int | None = None
         """Update-clock high-water mark: points at or before it are done (emitted or skipped)."""
@@ -140,7 +162,9 @@ class CaseState:
             if short in d:
                 setattr(s, name, d[short])
         s.priorities = [(p[0], p[1], p[2]) for p in d.get("pr", [])]
-        s.seen = bytes.fromhex(d.get("sn", ""))
+        s.seen = bytes.fromhex(d.get("sn", ""))[-_SEEN_BYTES:]  # rows written before the bound
+        if len(s.priorities) > MAX_PRIORITY_FACTS:
+            _compact_priorities(s)
         return s
 
     def __eq__(self, other: object) -> bool:
@@ -184,6 +208,37 @@ _FIELDS: Final = (
 )
 
 
+def _add_priority(state: CaseState, t: int, tb: int, priority: int) -> None:
+    """Insert a priority fact in (occurred_at, tiebreak) order; the same fact twice is one."""
+    prs = state.priorities
+    i = bisect.bisect_left(prs, (t, tb))
+    if i < len(prs) and prs[i][0] == t and prs[i][1] == tb:
+        return  # this event's fact is already here: the fold stays idempotent
+    prs.insert(i, (t, tb, priority))
+    if len(prs) > MAX_PRIORITY_FACTS:
+        _compact_priorities(state)
+
+
+def _compact_priorities(state: CaseState) -> None:
+    """Shrink the priority history to MAX_PRIORITY_FACTS, losing as little as possible.
+
+    First merge runs of one priority into their first fact (what `current` needs of a run is
+    its start); if that is not enough, forget the oldest facts after the opening one (the
+    time-to-open promise needs the opening's priority).
+    """
+    opening = (state.opened_at, state.open_tb)
+    prs = state.priorities
+    merged = [prs[0]]
+    for fact in prs[1:]:
+        if fact[2] == merged[-1][2] and (fact[0], fact[1]) != opening:
+            continue
+        merged.append(fact)
+    while len(merged) > MAX_PRIORITY_FACTS:
+        drop = next(i for i, f in enumerate(merged) if (f[0], f[1]) != opening)
+        del merged[drop]
+    state.priorities = merged
+
+
 def _min(a: int | None, b: int) -> int:
     return b if a is None or b < a else a
 
@@ -220,9 +275,11 @@ class Engine:
         if state is None:
             state = CaseState(ev.case_id, now)
         d = _digest(ev.event_id)
-        if _seen(state.seen, d):
+        seen = state.seen
+        if _seen(seen, d):
             return state, False
-        state.seen += d
+        seen += d
+        state.seen = seen[-_SEEN_BYTES:] if len(seen) > _SEEN_BYTES else seen
         if t is None:
             t = to_us(ev.occurred_at)
         if isinstance(ev, CaseNoted):
@@ -240,7 +297,7 @@ class Engine:
                 state.reported_at = None if ev.reported_at is None else to_us(ev.reported_at)
                 state.customer_id = ev.customer_id
                 state.subject = ev.subject
-            bisect.insort(state.priorities, (t, tb, ev.priority))
+            _add_priority(state, t, tb, ev.priority)
         elif isinstance(ev, EtaSet):
             self._communication(state, t)
             state.eta_or_workaround = _min(state.eta_or_workaround, t)
@@ -252,7 +309,7 @@ class Engine:
         elif isinstance(ev, CaseResolved):
             state.resolved_at = _min(state.resolved_at, t)
         elif isinstance(ev, PriorityChanged):
-            bisect.insort(state.priorities, (t, _tiebreak(ev.event_id), ev.priority))
+            _add_priority(state, t, _tiebreak(ev.event_id), ev.priority)
         return state, True
 
     @staticmethod

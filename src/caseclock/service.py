@@ -14,11 +14,18 @@ Shape (see ../shared/notes on Faust's traps):
 * At-least-once: alerts are delivered (acknowledged by the broker) before the state that
   records them is written, and Faust flushes the producer before committing offsets. A crash
   can repeat an alert, never lose one; repeats carry the same deterministic alert_id.
+* No single message or case can stop the worker: a case's state is bounded (engine.CaseState)
+  and checked against CASECLOCK_MAX_STATE_BYTES before it is written; a record the broker
+  refuses for good (an alert, a state) is dead-lettered with a reason and processing goes on;
+  only transient broker errors are waited out (nothing can be committed while they last).
+* Recovery heals itself: recovery callbacks of an older rebalance are dropped, and the
+  watchdog (watchdog.StallWatch) restarts a worker whose recovery makes no progress.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -34,10 +41,12 @@ from .config import Config
 from .deadletter import DeadLetter
 from .engine import CaseState, Engine
 from .events import Alert, Rejected, decode_event
+from .logs import Summary
 from .metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from .policy import Policy
 from .schedule import DeadlineIndex
 from .timeutil import US, from_us
+from .watchdog import StallWatch
 
 log = logging.getLogger("caseclock")
 
@@ -45,7 +54,21 @@ MAX_TICKS_PER_RUN = 2000
 """Cap on ticks sent per timer run, so a catch-up after downtime yields to the event loop."""
 REBUILD_YIELD_EVERY = 2000
 RECOVERY_STUCK_EXIT = 75
-"""Exit status when recovery outlasts its timeout (EX_TEMPFAIL: restart me)."""
+"""Exit status when recovery made no progress for its timeout (EX_TEMPFAIL: restart me)."""
+SUMMARY_EVERY_S = 60.0
+"""One summary line per this many seconds says what the worker did."""
+RETRY_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+"""Waits between attempts while the broker is unreachable (the last one repeats)."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a send failed because the broker is (for now) unreachable or busy, as opposed
+    to refusing this record for good (too large, invalid, not authorised, unserialisable)."""
+    from aiokafka.errors import KafkaError, KafkaTimeoutError, KafkaUnavailableError
+
+    if isinstance(exc, (KafkaTimeoutError, KafkaUnavailableError, asyncio.TimeoutError)):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
 
 
 def wall_us() -> int:
@@ -75,8 +98,13 @@ class CaseClock:
         self.inflight: dict[tuple[int, str], int] = {}
         """Ticks sent and not yet processed: (partition, case_id) -> when sent."""
         self.ready = False
-        self.recovering_since: int | None = wall_us()
-        """When the current (re)covery began; None once the index is rebuilt."""
+        self.watch = StallWatch(cfg.recovery_timeout)
+        self.watch.begin(wall_us())
+        self._revoked_mono = 0.0
+        """time.monotonic() of the latest revocation: a recovery that began before it is stale."""
+        self._rebuilt = 0
+        """Rows read by index rebuilds so far (progress for the watchdog)."""
+        self.summary = Summary()
         self._retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
         self.app = self._build_app()
 
@@ -97,6 +125,8 @@ class CaseClock:
             broker_session_timeout=cfg.session_timeout,
             broker_heartbeat_interval=max(1.0, cfg.session_timeout / 10),
             producer_acks=-1,
+            stream_recovery_delay=cfg.recovery_delay,
+            consumer_group_instance_id=cfg.group_instance_id or None,
             web_enabled=True,
             web_bind=cfg.web_host,
             web_host=cfg.web_host,
@@ -125,6 +155,7 @@ class CaseClock:
         app.timer(interval=cfg.tick_interval, name="caseclock.fire_due")(self._fire_due)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.task(self._watchdog)
+        app.timer(interval=SUMMARY_EVERY_S, name="caseclock.summary")(self._log_summary)
 
         from faust.sensors.prometheus import setup_prometheus_sensors
 
@@ -132,7 +163,7 @@ class CaseClock:
 
         @app.page("/healthz")
         async def healthz(view: Any, request: Any) -> Any:
-            stuck = self._recovery_stuck_for(wall_us())
+            stuck = self.watch.stuck_for(wall_us())
             if stuck is not None:
                 return view.json({"status": "recovery stuck", "seconds": stuck}, status=503)
             return view.json({"status": "ok"})
@@ -173,42 +204,93 @@ class CaseClock:
         """Stop reporting partitions at once: until recovery says which ones are ours again,
         gauges from this worker would double-count with the worker that takes them."""
         self.ready = False
-        self.recovering_since = wall_us()
+        self.watch.begin(wall_us())
+        self._revoked_mono = time.monotonic()
         self.metrics.set_recovery_complete(False)
         self.metrics.set_assigned_partitions(())
         self.open_counts.clear()
         self.risk_counts.clear()
         self.inflight.clear()
 
-    def _recovery_stuck_for(self, now: int) -> float | None:
-        since = self.recovering_since
-        if since is None or now - since <= self.cfg.recovery_timeout * US:
-            return None
-        return (now - since) / US
+    def _recovery(self) -> Any:
+        """Faust's table recovery service (not in the public TableManager type)."""
+        return self.app.tables.recovery  # type: ignore[attr-defined]
+
+    def _recovery_marker(self) -> tuple[int, int, bool, int, int]:
+        """What changes while a recovery makes progress: a new rebalance or generation, the
+        recovery's phase, changelog offsets applied, rows read by the index rebuild."""
+        app = self.app
+        rec = self._recovery()
+        applied = sum(int(v) for v in rec.active_offsets.values() if v is not None)
+        return (
+            app.rebalancing_count,
+            app.consumer_generation_id,
+            bool(rec.in_recovery),
+            applied,
+            self._rebuilt,
+        )
+
+    async def _broker_answers(self) -> bool:
+        """Whether a bootstrap server accepts a TCP connection: with the broker down there is
+        no recovery to make progress, and restarting the worker would not bring it back."""
+        for server in self.cfg.bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                _, w = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 3.0)
+            except (TimeoutError, OSError, ValueError):
+                continue
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+            return True
+        return False
 
     async def _watchdog(self) -> None:
-        """Exit when a recovery outlasts CASECLOCK_RECOVERY_TIMEOUT.
+        """Exit when a recovery makes no progress for CASECLOCK_RECOVERY_TIMEOUT.
 
-        Faust's changelog recovery can stall after quick successive rebalances (seen here:
-        "Resuming flow..." and then no changelog record for minutes), leaving the worker owning
-        partitions it never serves. A fresh process recovers; so /healthz turns 503 (for
-        liveness probes) and the worker exits with status 75 for its supervisor to restart it.
+        Faust's changelog recovery can stall for good after quick successive rebalances
+        ("Resuming flow..." and then no changelog record), leaving the worker owning partitions
+        it never serves; only a fresh process recovers. So /healthz turns 503 (for liveness
+        probes) and the worker exits with status 75 for its supervisor to restart it. A long
+        recovery that progresses is left alone, and so is a worker waiting for a broker that
+        does not answer (a restart would not help it).
         """
+        every = min(5.0, self.cfg.recovery_timeout / 4)
         while True:
-            await asyncio.sleep(min(5.0, self.cfg.recovery_timeout / 4))
-            stuck = self._recovery_stuck_for(wall_us())
-            if stuck is not None:
-                log.error(
-                    "caseclock: recovery stuck for %.0f s (CASECLOCK_RECOVERY_TIMEOUT=%s); "
-                    "exiting so that the worker is restarted",
-                    stuck,
-                    self.cfg.recovery_timeout,
-                )
-                logging.shutdown()
-                os._exit(RECOVERY_STUCK_EXIT)
+            await asyncio.sleep(every)
+            now = wall_us()
+            self.watch.observe(now, self._recovery_marker())
+            stuck = self.watch.stuck_for(now)
+            if stuck is None:
+                continue
+            if not await self._broker_answers():
+                self.watch.observe(now, ("broker down", now))  # waiting on Kafka is no stall
+                continue
+            log.error(
+                "caseclock: recovery made no progress for %.0f s (CASECLOCK_RECOVERY_TIMEOUT=%s, "
+                "recovering for %.0f s); exiting so that the worker is restarted",
+                stuck,
+                self.cfg.recovery_timeout,
+                self.watch.elapsed(now) or 0.0,
+            )
+            logging.shutdown()
+            os._exit(RECOVERY_STUCK_EXIT)
+
+    def _stale_recovery(self, rebalances: int) -> bool:
+        """Whether the recovery whose callback runs now is not the current one: it began before
+        the latest revocation (a callback of an older generation, run late), or a rebalance
+        began since the callback started. Its index would be for partitions no longer ours."""
+        began = getattr(self._recovery(), "_recovery_started_at", None)
+        if began is not None and began < self._revoked_mono:
+            return True
+        return self.app.rebalancing_count != rebalances
 
     async def _on_recovered(self) -> None:
         """Rebuild the deadline index and the gauges from the table for owned partitions."""
+        rebalances = self.app.rebalancing_count
+        if self._stale_recovery(rebalances):
+            log.info("caseclock: ignoring the completion of an outdated recovery")
+            return
         owned = self.owned_partitions()
         indexes = {p: DeadlineIndex() for p in owned}
         opens: dict[int, Counter[tuple[str, str]]] = {p: Counter() for p in owned}
@@ -224,7 +306,11 @@ class CaseClock:
             self._tally(opens[p], risks[p], state, +1)
             n += 1
             if n % REBUILD_YIELD_EVERY == 0:
+                self._rebuilt += REBUILD_YIELD_EVERY
                 await asyncio.sleep(0)
+                if self._stale_recovery(rebalances):
+                    log.info("caseclock: a rebalance began during the index rebuild; dropped")
+                    return
         self.indexes = indexes
         self.inflight.clear()
         self.open_counts = opens
@@ -234,7 +320,7 @@ class CaseClock:
             self._publish_counts(p)
         self.metrics.set_timer_index_size(sum(len(i) for i in indexes.values()))
         self.ready = True
-        self.recovering_since = None
+        self.watch.done()
         self.metrics.set_recovery_complete(True)
         log.info("caseclock: recovered %d cases on partitions %s", n, sorted(owned))
 
@@ -245,14 +331,23 @@ class CaseClock:
             msg = event.message
             try:
                 if msg.topic == self.cfg.tick_topic:
-                    await self._on_tick(msg.key, msg.partition)
+                    await self._on_tick(msg, msg.key, msg.partition)
                 else:
                     with self.metrics.time_event_processing():
                         await self._on_input(msg, event.value)
-            except Exception:  # never stop the stream on one case; the tick retry re-arms it
+            except Exception as exc:
+                # Never stop the stream on one message. A tick is retried (the timer re-armed
+                # its case); an input message goes to the dead letters with the error, so it
+                # is neither lost silently nor retried into a crash loop.
                 log.exception(
                     "caseclock: failed on %s[%s]@%s", msg.topic, msg.partition, msg.offset
                 )
+                if msg.topic != self.cfg.tick_topic:
+                    await self._dead_letter_quietly(
+                        Rejected("processing-failed", f"{type(exc).__name__}: {exc}"),
+                        msg,
+                        event.value if isinstance(event.value, bytes) else b"",
+                    )
 
     def _load(self, key: bytes) -> tuple[CaseState | None, int | None]:
         row = self.table.get(key)
@@ -261,8 +356,18 @@ class CaseClock:
         doc = orjson.loads(row)
         return CaseState.from_dict(doc["s"]), doc["t"]
 
-    def _save(self, key: bytes, state: CaseState, partition: int, touched: int) -> None:
-        self.table[key] = orjson.dumps({"p": partition, "t": touched, "s": state.to_dict()})
+    def _row(self, state: CaseState, partition: int, touched: int) -> bytes:
+        return orjson.dumps({"p": partition, "t": touched, "s": state.to_dict()})
+
+    def _oversized(self, row: bytes) -> Rejected | None:
+        if len(row) <= self.cfg.max_state_bytes:
+            return None
+        return Rejected(
+            "state-too-large",
+            f"the case's state would take {len(row)} bytes, over "
+            f"CASECLOCK_MAX_STATE_BYTES={self.cfg.max_state_bytes}; the case keeps its "
+            "previous state",
+        )
 
     async def _on_input(self, msg: Any, raw: bytes | None) -> None:
         if raw is None:
@@ -283,12 +388,23 @@ class CaseClock:
             self._count(p, state, -1)
         state, applied = self.engine.apply(state, ev, now)
         if applied:
+            row = self._row(state, p, now)
+            too_large = self._oversized(row)
+            if too_large is not None:
+                state, _ = self._load(key)  # apply() changed our copy in place: take it back
+                if state is not None:
+                    self._count(p, state, +1)
+                    self._publish_counts(p)
+                await self._dead_letter(too_large, msg, raw)
+                return
             self.metrics.event_consumed(ev.type)
+            self.summary.add("applied")
             self._observe_new_facts(state, was_open, was_acked)
-            self._save(key, state, p, now)
+            self.table[key] = row
             self._index(p).schedule(state.case_id, self._wake_at(state, now))
         else:
             self.metrics.event_duplicate(ev.type)
+            self.summary.add("duplicate")
         self._count(p, state, +1)
         self._publish_counts(p)
 
@@ -309,8 +425,9 @@ class CaseClock:
             if cur is not None and not state.ack_breach_emitted:  # a fired breach counted late
                 self.metrics.acknowledgement(prio, took <= cur[1].acknowledge)
 
-    async def _on_tick(self, key: bytes, partition: int) -> None:
+    async def _on_tick(self, msg: Any, key: bytes, partition: int) -> None:
         self.inflight.pop((partition, key.decode()), None)
+        self.summary.add("tick")
         state, touched = self._load(key)
         if state is None or touched is None:
             self.metrics.tick("stale")
@@ -326,8 +443,11 @@ class CaseClock:
             return
         alerts = self.engine.evaluate(state, now)
         if alerts:
-            await self._emit(key, alerts, touched)
-            self._save(key, state, partition, touched)
+            await self._emit(msg, key, alerts, touched)
+            # Evaluation never grows a state, but the bound holds on every write.
+            row = self._row(state, partition, touched)
+            if self._oversized(row) is None:
+                self.table[key] = row
             self.metrics.tick("fired")
         else:
             self.metrics.tick("stale")
@@ -335,35 +455,68 @@ class CaseClock:
         self._publish_counts(partition)
         idx.schedule(state.case_id, self._wake_at(state, touched))
 
-    async def _emit(self, key: bytes, alerts: list[Alert], touched: int) -> None:
+    async def _deliver(self, topic: Any, key: bytes | None, value: bytes) -> None:
+        """Send one record and wait for the broker's acknowledgement, waiting out transient
+        failures (broker down, leader moving) for as long as they last: nothing can be
+        committed meanwhile, and giving up would lose the record. A permanent refusal of the
+        record raises to the caller, which dead-letters it."""
+        attempt = 0
+        while True:
+            try:
+                fut = await topic.send(key=key, value=value)
+                await fut
+                return
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                wait = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("caseclock: broker unavailable, send retried: %s", type(exc).__name__)
+                await asyncio.sleep(wait)
+
+    async def _emit(self, msg: Any, key: bytes, alerts: list[Alert], touched: int) -> None:
         """Send alerts and wait until the broker has them, before their state is recorded.
+
+        An alert the broker refuses for good goes to the dead letters (with the tick's
+        position and the alert as the value), so that one record cannot stop its case's clock
+        or retry forever; it counts as emitted.
 
         Lateness is measured from max(due, when the case's latest fact arrived): an alert
         cannot fire before the fact that makes it due is known, so late upstream data does not
         read as slow timers, while downtime does."""
-        pending = [await self.alert_topics[a.type].send(key=key, value=a.to_json()) for a in alerts]
-        await asyncio.gather(*pending)
         for a in alerts:
+            value = a.to_json()
+            try:
+                await self._deliver(self.alert_topics[a.type], key, value)
+            except Exception as exc:
+                detail = f"{a.type} {a.stage} {a.alert_id}: {type(exc).__name__}: {exc}"
+                await self._dead_letter(Rejected("alert-undeliverable", detail), msg, value)
+                self.summary.add("undeliverable")
+                continue
             late = (a.fired_us - max(a.due_us, touched)) / US
             self.metrics.alert_emitted(
                 a.type, a.stage, str(a.priority), lateness_seconds=late, catch_up=a.catch_up
             )
+            self.summary.add("alert")
+            if a.catch_up:
+                self.summary.add("catch-up")
             if a.stage == "breach":
                 self.metrics.sla_breach("ack" if a.type == "ack-due" else "update", str(a.priority))
                 if a.type == "ack-due":
                     self.metrics.acknowledgement(str(a.priority), in_time=False)
             elif a.reason == "no-eta-or-workaround":
                 self.metrics.sla_breach("elevation", str(a.priority))
-            log.info(
-                "caseclock: %s %s %s case=%s priority=%s due=%s late=%.3fs",
-                a.type,
-                a.stage,
-                a.reason,
-                a.case_id,
-                a.priority,
-                a.due_at.isoformat(),
-                late,
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "caseclock: %s %s %s case=%s priority=%s due=%s late=%.3fs",
+                    a.type,
+                    a.stage,
+                    a.reason,
+                    a.case_id,
+                    a.priority,
+                    a.due_at.isoformat(),
+                    late,
+                )
 
     async def _dead_letter(self, r: Rejected, msg: Any, raw: bytes) -> None:
         record = DeadLetter.build(
@@ -376,9 +529,9 @@ class CaseClock:
             value=raw,
             received_at=from_us(wall_us()),
         )
-        fut = await self.dead_letters.send(key=msg.key, value=record.to_json())
-        await fut
+        await self._deliver(self.dead_letters, msg.key, record.to_json())
         self.metrics.dead_letter(r.reason)
+        self.summary.add("dead-letter")
         log.warning(
             "caseclock: dead-lettered %s[%s]@%s: %s: %s",
             msg.topic,
@@ -387,6 +540,26 @@ class CaseClock:
             r.reason,
             r.detail,
         )
+
+    async def _dead_letter_quietly(self, r: Rejected, msg: Any, raw: bytes) -> None:
+        """Dead-letter from the last-resort handler: a failure here is logged, not raised."""
+        try:
+            await self._dead_letter(r, msg, raw)
+        except Exception:
+            log.exception(
+                "caseclock: could not dead-letter %s[%s]@%s", msg.topic, msg.partition, msg.offset
+            )
+
+    async def _log_summary(self) -> None:
+        now = wall_us()
+        owned = sorted(self.indexes) if self.ready else []
+        extra = (
+            f"partitions {owned}, {sum(len(i) for i in self.indexes.values())} timers, "
+            f"timer lag {self._timer_lag(now, owned) / US:.1f} s"
+            if self.ready
+            else f"recovering for {self.watch.elapsed(now) or 0.0:.0f} s"
+        )
+        log.info("caseclock: last %.0f s: %s", SUMMARY_EVERY_S, self.summary.line(extra))
 
     # --- deadlines ---------------------------------------------------------------------------
 

@@ -91,9 +91,21 @@ def run_worker(env: Mapping[str, str] | None = None) -> int:
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
     from faust import Worker
 
+    from .logs import RepeatFilter
     from .service import CaseClock
 
+    repeats = RepeatFilter()
+
+    class QuietWorker(Worker):
+        """Faust's worker, with repeated warnings rate-limited on whatever handlers Faust
+        sets up (it replaces the root logger's handlers when it starts)."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            for handler in logger.handlers:
+                handler.addFilter(repeats)
+
     svc = CaseClock(cfg, policy)
-    worker = Worker(svc.app, loglevel=cfg.log_level, quiet=True)
+    worker = QuietWorker(svc.app, loglevel=cfg.log_level, quiet=True)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0

@@ -45,15 +45,25 @@ def test_acknowledgement_outcomes_are_counted_once_per_case() -> None:
     assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 2)
 
 
-def test_recovery_watchdog_threshold() -> None:
+def test_the_start_up_recovery_is_watched_and_revocation_starts_a_new_watch() -> None:
     svc = CaseClock(Config.from_env({"CASECLOCK_RECOVERY_TIMEOUT": "10"}), load_policy())
-    us = 10**6
-    assert svc.recovering_since is not None  # the start-up recovery counts too
-    svc.recovering_since = 0
-    assert svc._recovery_stuck_for(10 * us) is None  # at the limit: still allowed
-    assert svc._recovery_stuck_for(11 * us) == 11.0
-    svc.recovering_since = None  # recovered
-    assert svc._recovery_stuck_for(10**15) is None
+    assert svc.watch.recovering  # the start-up recovery counts too
+    assert svc.watch.timeout_us == 10 * 10**6
+
+
+async def test_an_outdated_recovery_completion_is_ignored() -> None:
+    """A recovery that began before the latest revocation (a callback of an older
+    generation, run late) must not mark the worker ready for partitions it no longer owns."""
+    svc = CaseClock(Config.from_env({}), load_policy())
+    recovery = svc._recovery()
+    await svc._on_revoked(None, set())
+    recovery._recovery_started_at = svc._revoked_mono - 1.0  # began before the revocation
+    await svc._on_recovered()
+    assert not svc.ready and svc.watch.recovering
+
+    recovery._recovery_started_at = svc._revoked_mono + 1.0  # the current recovery
+    assert not svc._stale_recovery(svc.app.rebalancing_count)
+    assert svc._stale_recovery(svc.app.rebalancing_count - 1)  # a rebalance began since
 
 
 async def test_revocation_drops_this_workers_partition_gauges_at_once() -> None:
@@ -62,7 +72,7 @@ async def test_revocation_drops_this_workers_partition_gauges_at_once() -> None:
     svc.metrics.set_partition_counts(0, {("1", "support-plus"): 3}, {("ack", "1"): 1})
     svc.metrics.set_partition_counts(1, {("2", "support-plus"): 2}, {})
     svc.ready = True
-    svc.recovering_since = None
+    svc.watch.done()
 
     def value(name: str, labels: dict[str, str] | None = None) -> float | None:
         return svc.registry.get_sample_value(name, labels or {})
@@ -76,4 +86,4 @@ async def test_revocation_drops_this_workers_partition_gauges_at_once() -> None:
     assert value("caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) is None
     assert value("caseclock_cases_at_risk", {"clock": "ack", "priority": "1"}) is None
     assert value("caseclock_recovery_complete") == 0
-    assert not svc.ready and svc.recovering_since is not None
+    assert not svc.ready and svc.watch.recovering

@@ -1,0 +1,101 @@
+"""A case's state stays bounded whatever its history (issue: one long-lived case must not take
+the worker down), and bounding it changes no clock."""
+
+from __future__ import annotations
+
+import orjson
+
+from caseclock.config import Config
+from caseclock.engine import MAX_PRIORITY_FACTS, SEEN_DIGESTS, CaseState, Engine
+from caseclock.replay import Replayer
+from caseclock.timeutil import to_us
+from tests.factories import DEFAULT_POLICY, T0, note, opened, reprioritised
+
+NOW = to_us(T0)
+ROW_LIMIT = Config.from_env({}).max_state_bytes
+
+
+def row_size(state: CaseState) -> int:
+    """Bytes of the live worker's table row for this state (service._row's shape)."""
+    return len(orjson.dumps({"p": 2**31, "t": 2**62, "s": state.to_dict()}))
+
+
+def test_a_case_with_200000_events_keeps_a_constant_size() -> None:
+    engine = Engine(DEFAULT_POLICY)
+    state, _ = engine.apply(None, opened("BIG", 0, 1), NOW)
+    sizes = []
+    for i in range(200_000):
+        # A monitor posting an internal note every minute for months.
+        engine.apply(state, note("BIG", i / 60, author="system", visibility="internal"), NOW)
+        if i % 50_000 == 0 or i == 199_999:
+            sizes.append(row_size(state))
+    assert len(state.seen) == 8 * SEEN_DIGESTS
+    assert max(sizes) == sizes[-1] == sizes[1], sizes  # constant once the ring is full
+    assert sizes[-1] < ROW_LIMIT
+
+
+def test_the_worst_case_state_fits_the_documented_bound() -> None:
+    """Every string at its contract maximum, made of characters JSON escapes to 6 bytes, a full
+    duplicate ring and a full priority history: still under CASECLOCK_MAX_STATE_BYTES."""
+    engine = Engine(DEFAULT_POLICY)
+    worst = "\x01" * 256
+    s = CaseState(worst, NOW)
+    s.opened_at, s.open_tb, s.plan = NOW, 2**64 - 1, worst
+    s.customer_id, s.subject = worst, "\x01" * 1024
+    s.comm_first = s.comm_last = s.eta_or_workaround = s.eta_set_at = s.eta = NOW
+    s.eta_tb, s.resolved_at, s.emitted, s.update_through = 2**64 - 1, NOW, 7, NOW
+    s.seen = b"\xff" * 8 * SEEN_DIGESTS
+    s.priorities = [(NOW + i, 2**64 - 1, 3) for i in range(MAX_PRIORITY_FACTS)]
+    assert engine.policy is DEFAULT_POLICY
+    assert row_size(s) < ROW_LIMIT, row_size(s)
+
+
+def test_priority_history_is_bounded_and_keeps_what_the_clocks_need() -> None:
+    engine = Engine(DEFAULT_POLICY)
+    state, _ = engine.apply(None, opened("P", 0, 3), NOW)
+    for i in range(1, 500):  # an upstream flapping between P2 and P3, then P1 for good
+        engine.apply(state, reprioritised("P", i / 100, 2 if i % 2 else 3), NOW)
+    engine.apply(state, reprioritised("P", 6.0, 1), NOW)
+    engine.apply(state, reprioritised("P", 6.5, 1), NOW)  # the same priority again
+    assert len(state.priorities) <= MAX_PRIORITY_FACTS
+    cur = engine.current(state)
+    assert cur is not None and cur[1].priority == 1 and cur[2] == to_us(T0) + 6 * 3600 * 10**6
+    tto = engine.time_to_open(state)
+    assert state.priorities[0][2] == 3  # the opening fact survives: its promise applies
+    assert tto is None or tto[0] == 3
+
+
+def test_an_identical_repeat_beyond_the_ring_changes_nothing() -> None:
+    """The fold is idempotent, so a repeat the ring has forgotten is harmless."""
+    engine = Engine(DEFAULT_POLICY)
+    first = reprioritised("R", 0.5, 2, event_id="prio-1")
+    state, _ = engine.apply(None, opened("R", 0, 1), NOW)
+    engine.apply(state, first, NOW)
+    engine.apply(state, note("R", 0.2), NOW)
+    for i in range(2 * SEEN_DIGESTS):
+        engine.apply(state, note("R", 1 + i / 60, author="customer"), NOW)
+    before = state.to_dict()
+    before.pop("sn")
+    _, applied = engine.apply(state, first, NOW)  # forgotten by the ring: applied again
+    after = state.to_dict()
+    after.pop("sn")
+    assert applied and after == before
+
+
+def test_rows_written_before_the_bound_are_trimmed_on_load() -> None:
+    engine = Engine(DEFAULT_POLICY)
+    state, _ = engine.apply(None, opened("OLD", 0, 1), NOW)
+    doc = state.to_dict()
+    doc["sn"] = (b"\x01" * 8 * 10_000).hex()  # a row from before the bound: 10,000 digests
+    doc["pr"] = [[NOW + i, i, 1 + i % 3] for i in range(100)]
+    loaded = CaseState.from_dict(doc)
+    assert len(loaded.seen) == 8 * SEEN_DIGESTS
+    assert len(loaded.priorities) <= MAX_PRIORITY_FACTS
+
+
+def test_duplicates_within_the_ring_are_still_counted_in_replay() -> None:
+    r = Replayer(DEFAULT_POLICY)
+    events = [opened("D", 0, 1)] + [note("D", i / 60, author="customer") for i in range(10)]
+    for e in events + events[-3:]:
+        r.feed(e)
+    assert r.summary.duplicates == 3
