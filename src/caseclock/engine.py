@@ -504,13 +504,19 @@ class Engine:
             best = upd
         return best
 
-    def evaluate(self, s: CaseState, now: int) -> list[Alert]:
+    def evaluate(self, s: CaseState, now: int, fired_at: int | None = None) -> list[Alert]:
         """Emit what is due at `now` and record it in the state.
 
         Per clock, when several points are past due, only the most recent breach is emitted
         (catch-up) and the clock continues after all of them; a lone past-due warning is emitted
         as itself. Nothing is ever emitted for a resolved case.
+
+        `now` is the instant the evaluation stands for; `fired_at` (default `now`) is stamped on
+        the alerts. A live timer that fell behind evaluates as of the deadline it serves, not
+        as of the wall clock, so that its backlog never turns a warning into a catch-up: only a
+        case learned or recomputed after its deadlines catches up.
         """
+        stamp = now if fired_at is None else fired_at
         if s.resolved_at is not None:
             return []
         cur = self.current(s)
@@ -523,19 +529,19 @@ class Engine:
         if ack_due:
             chosen = ack_due[-1]  # the breach when it is due, else the warning
             s.emitted |= _ACK_WARNED | (_ACK_BREACHED if chosen.stage == "breach" else 0)
-            out.append(self._alert(s, plan, rule, chosen, now, len(ack_due) > 1))
+            out.append(self._alert(s, plan, rule, chosen, stamp, len(ack_due) > 1))
 
         el = self._elevation_point(s, rule, since)
         if el is not None and el.at <= now:
             s.emitted |= _ELEVATED
-            out.append(self._alert(s, plan, rule, el, now, False))
+            out.append(self._alert(s, plan, rule, el, stamp, False))
 
         upd = self._update_due(s, plan, rule, now)
         if upd:
             breaches = [p for p in upd if p.stage == "breach"]
             chosen = max(breaches or upd, key=lambda p: p.at)
             s.update_through = max(p.at for p in upd)
-            out.append(self._alert(s, plan, rule, chosen, now, len(upd) > 1))
+            out.append(self._alert(s, plan, rule, chosen, stamp, len(upd) > 1))
         return out
 
     def _alert(

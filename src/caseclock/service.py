@@ -1,25 +1,24 @@
-"""The live service: the engine on Kafka, with Faust.
+"""The Faust adapter: the service layer (`live.handlers.CaseService`) on Kafka.
 
-Shape (see ../shared/notes on Faust's traps):
+This module wires; the handlers decide. Shape (docs/architecture.md has the whole picture):
 
-* One agent consumes the input topics *and* an internal tick topic, co-partitioned by case_id.
-  It is the only writer of the `cases` table, so every state change happens inside the stream,
-  in partition order, with the changelog written by Faust.
-* A deadline index per actively owned partition (`schedule.DeadlineIndex`) is rebuilt from the
-  table after every recovery. The timer never touches the table: it pops due cases from the
-  index and sends a tick (case id, due) to the case's own partition of the tick topic; the
-  agent re-checks the state on the tick, emits what the engine says is due, and reschedules.
-  A tick whose case moved on does nothing. A lost tick is retried: the timer re-arms the case a
-  few ticks later, and the agent replaces that entry with the real next deadline.
-* At-least-once: alerts are delivered (acknowledged by the broker) before the state that
-  records them is written, and Faust flushes the producer before committing offsets. A crash
-  can repeat an alert, never lose one; repeats carry the same deterministic alert_id.
-* No single message or case can stop the worker: a case's state is bounded (engine.CaseState)
-  and checked against CASECLOCK_MAX_STATE_BYTES before it is written; a record the broker
-  refuses for good (an alert, a state) is dead-lettered with a reason and processing goes on;
-  only transient broker errors are waited out (nothing can be committed while they last).
+* One agent consumes the input topics *and* an internal tick topic, co-partitioned by case_id,
+  in batches (`stream.take_events`). It is the only writer of the `cases` table, so every state
+  change happens inside the stream, in partition order, with the changelog written by Faust.
+* The table is reached through the `CaseStore` port. Faust's table (and its RocksDB store) take
+  the partition of a write from the *current event*; in a batch that is the batch's last
+  event, so before each access the adapter makes an event of the case's own partition current
+  (`_at_partition`). Without that, a case's changelog record could land in another partition.
+* The timer is a task that sleeps until the next deadline of the owned partitions (woken when
+  an earlier one is scheduled), pops every due case, and sends one tick message per partition
+  and chunk to the case's own partition of the tick topic. The agent evaluates those cases in
+  a batch, sends all their alerts, waits for the acknowledgements, then records them. A tick
+  whose case moved on does nothing; a lost tick is retried (the case was re-armed).
+* At-least-once: alerts are acknowledged by the broker before the state that records them is
+  written, and Faust flushes the producer before committing offsets. A crash can repeat an
+  alert, never lose one; repeats carry the same deterministic alert_id.
 * Recovery heals itself: recovery callbacks of an older rebalance are dropped, and the
-  watchdog (watchdog.StallWatch) restarts a worker whose recovery makes no progress.
+  watchdog (`watchdog.StallWatch`) restarts a worker whose recovery makes no progress.
 """
 
 from __future__ import annotations
@@ -29,61 +28,84 @@ import contextlib
 import logging
 import os
 import time
-from collections import Counter
-from collections.abc import Iterable
+import weakref
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import faust
 import orjson
+from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from .config import Config
-from .deadletter import DeadLetter
-from .engine import CaseState, Engine
-from .events import Alert, Rejected, decode_event
-from .logs import Summary
+from .live.handlers import CaseService
+from .live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
 from .metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from .policy import Policy
-from .schedule import DeadlineIndex
-from .timeutil import US, from_us
+from .timeutil import US
 from .watchdog import StallWatch
 
 log = logging.getLogger("caseclock")
 
-MAX_TICKS_PER_RUN = 2000
-"""Cap on ticks sent per timer run, so a catch-up after downtime yields to the event loop."""
+BATCH_MAX = 2000
+"""Most messages the agent takes at once."""
+BATCH_WITHIN_S = 0.01
+"""Longest the agent waits to fill a batch: the latency it may add to an event."""
 REBUILD_YIELD_EVERY = 2000
+TICK_CHUNK = 500
+"""Due cases per tick message."""
 RECOVERY_STUCK_EXIT = 75
 """Exit status when recovery made no progress for its timeout (EX_TEMPFAIL: restart me)."""
 SUMMARY_EVERY_S = 60.0
 """One summary line per this many seconds says what the worker did."""
-RETRY_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
-"""Waits between attempts while the broker is unreachable (the last one repeats)."""
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether a send failed because the broker is (for now) unreachable or busy, as opposed
-    to refusing this record for good (too large, invalid, not authorised, unserialisable)."""
-    from aiokafka.errors import KafkaError, KafkaTimeoutError, KafkaUnavailableError
-
-    if isinstance(exc, (KafkaTimeoutError, KafkaUnavailableError, asyncio.TimeoutError)):
-        return True
-    return isinstance(exc, KafkaError) and bool(exc.retriable)
 
 
 def wall_us() -> int:
     return time.time_ns() // 1000
 
 
+class _TableStore:
+    """The CaseStore port over the Faust table, in the partition context of each case."""
+
+    def __init__(self, clock: CaseClock) -> None:
+        self._cc = clock
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        self._cc._at_partition(partition)
+        row: bytes | None = self._cc.table.get(key)
+        return row
+
+    def put(self, partition: int, key: bytes, row: bytes) -> None:
+        self._cc._at_partition(partition)
+        self._cc.table[key] = row
+
+    def delete(self, partition: int, key: bytes) -> None:
+        self._cc._at_partition(partition)
+        self._cc.table.pop(key, None)
+
+
+class _TopicOutbox:
+    """The Outbox port over Faust topics (Faust's producer batches the sends)."""
+
+    def __init__(self, clock: CaseClock) -> None:
+        self._cc = clock
+
+    async def send(
+        self, channel: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[object]:
+        topic = self._cc.channels[channel]
+        fut: Awaitable[object] = await topic.send(key=key, value=value, partition=partition)
+        return fut
+
+
 class CaseClock:
-    """The worker: a Faust app wired to the engine. Built by a factory, one per process."""
+    """The worker: a Faust app wired to the service layer. Built by a factory, one per process."""
 
     def __init__(
         self, cfg: Config, policy: Policy, registry: CollectorRegistry | None = None
     ) -> None:
         self.cfg = cfg
         self.policy = policy
-        self.engine = Engine(policy)
         self.registry = registry or CollectorRegistry()
         windows = policy.windows_seconds()
         self.metrics = Metrics(
@@ -92,11 +114,6 @@ class CaseClock:
             buckets_for_windows(windows["time_to_open"]) if windows["time_to_open"] else None,
             priorities=sorted(str(p) for p in policy.all_priorities),
         )
-        self.indexes: dict[int, DeadlineIndex] = {}
-        self.open_counts: dict[int, Counter[tuple[str, str]]] = {}
-        self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
-        self.inflight: dict[tuple[int, str], int] = {}
-        """Ticks sent and not yet processed: (partition, case_id) -> when sent."""
         self.ready = False
         self.watch = StallWatch(cfg.recovery_timeout)
         self.watch.begin(wall_us())
@@ -104,9 +121,15 @@ class CaseClock:
         """time.monotonic() of the latest revocation: a recovery that began before it is stale."""
         self._rebuilt = 0
         """Rows read by index rebuilds so far (progress for the watchdog)."""
-        self.summary = Summary()
-        self._retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
+        self._events_at: dict[int, Any] = {}
+        """An event of each partition in the current batch (the table's partition context)."""
+        self._wake = asyncio.Event()
         self.app = self._build_app()
+        self.svc = CaseService(
+            cfg, policy, self.metrics, _TableStore(self), _TopicOutbox(self), wall_us
+        )
+        self.svc.wake = self._wake.set
+        self.engine = self.svc.engine
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -137,8 +160,9 @@ class CaseClock:
         )
         self.inputs = app.topic(*cfg.input_topics, cfg.tick_topic)
         self.ticks = app.topic(cfg.tick_topic, partitions=cfg.partitions, internal=True)
-        self.alert_topics = {t: app.topic(name) for t, name in cfg.alert_topics.items()}
-        self.dead_letters = app.topic(cfg.dead_letter_topic)
+        self.channels = {t: app.topic(name) for t, name in cfg.alert_topics.items()}
+        self.channels[DEAD_LETTERS] = app.topic(cfg.dead_letter_topic)
+        self.channels[TICKS] = self.ticks
         # key_type/value_type, not only the schema: the Table derives its changelog
         # serializers from them and falls back to json, which cannot read the raw rows back.
         self.table = app.Table(
@@ -152,7 +176,7 @@ class CaseClock:
         )
         self.table.on_recover(self._on_recovered)
         app.agent(self.inputs, name="caseclock.process")(self._process)
-        app.timer(interval=cfg.tick_interval, name="caseclock.fire_due")(self._fire_due)
+        app.task(self._timer)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.task(self._watchdog)
         app.timer(interval=SUMMARY_EVERY_S, name="caseclock.summary")(self._log_summary)
@@ -172,7 +196,8 @@ class CaseClock:
         async def readyz(view: Any, request: Any) -> Any:
             ready = self.ready and not app.rebalancing
             return view.json(
-                {"ready": ready, "partitions": sorted(self.indexes)}, status=200 if ready else 503
+                {"ready": ready, "partitions": sorted(self.svc.indexes)},
+                status=200 if ready else 503,
             )
 
         return app
@@ -207,10 +232,7 @@ class CaseClock:
         self.watch.begin(wall_us())
         self._revoked_mono = time.monotonic()
         self.metrics.set_recovery_complete(False)
-        self.metrics.set_assigned_partitions(())
-        self.open_counts.clear()
-        self.risk_counts.clear()
-        self.inflight.clear()
+        self.svc.forget_partitions()
 
     def _recovery(self) -> Any:
         """Faust's table recovery service (not in the public TableManager type)."""
@@ -292,358 +314,116 @@ class CaseClock:
             log.info("caseclock: ignoring the completion of an outdated recovery")
             return
         owned = self.owned_partitions()
-        indexes = {p: DeadlineIndex() for p in owned}
-        opens: dict[int, Counter[tuple[str, str]]] = {p: Counter() for p in owned}
-        risks: dict[int, Counter[tuple[str, str]]] = {p: Counter() for p in owned}
+        self.svc.begin_rebuild(owned, wall_us())
         n = 0
-        for _key, row in list(self.table.items()):
-            doc = orjson.loads(row)
-            p = doc["p"]
-            if p not in owned:
-                continue
-            state = CaseState.from_dict(doc["s"])
-            indexes[p].schedule(state.case_id, self._wake_at(state, doc["t"]))
-            self._tally(opens[p], risks[p], state, +1)
-            n += 1
-            if n % REBUILD_YIELD_EVERY == 0:
+        for i, row in enumerate(list(self.table.values()), 1):
+            n += self.svc.index_row(row)
+            if i % REBUILD_YIELD_EVERY == 0:
                 self._rebuilt += REBUILD_YIELD_EVERY
                 await asyncio.sleep(0)
                 if self._stale_recovery(rebalances):
                     log.info("caseclock: a rebalance began during the index rebuild; dropped")
                     return
-        self.indexes = indexes
-        self.inflight.clear()
-        self.open_counts = opens
-        self.risk_counts = risks
-        self.metrics.set_assigned_partitions(owned)
-        for p in owned:
-            self._publish_counts(p)
-        self.metrics.set_timer_index_size(sum(len(i) for i in indexes.values()))
+        self.svc.finish_rebuild()
         self.ready = True
         self.watch.done()
         self.metrics.set_recovery_complete(True)
+        self._wake.set()
         log.info("caseclock: recovered %d cases on partitions %s", n, sorted(owned))
 
     # --- the agent -----------------------------------------------------------------------------
 
+    def _at_partition(self, partition: int) -> None:
+        """Make an event of `partition` (from the current batch) Faust's current event, so
+        that table reads, writes and changelog records go to that partition."""
+        _current_event.set(weakref.ref(self._events_at[partition]))
+
     async def _process(self, stream: Any) -> None:
-        async for event in stream.events():
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            try:
+                await self._on_batch(events)
+            except Exception:  # never stop the stream; the handlers isolate cases already
+                log.exception("caseclock: failed on a batch of %d messages", len(events))
+            finally:
+                self._events_at.clear()
+
+    async def _on_batch(self, events: Sequence[Any]) -> None:
+        inputs: list[Inbound] = []
+        ticks: dict[int, list[tuple[str, int]]] = {}
+        tick_origin: dict[int, Origin] = {}
+        for event in events:
             msg = event.message
-            try:
-                if msg.topic == self.cfg.tick_topic:
-                    await self._on_tick(msg, msg.key, msg.partition)
-                else:
-                    with self.metrics.time_event_processing():
-                        await self._on_input(msg, event.value)
-            except Exception as exc:
-                # Never stop the stream on one message. A tick is retried (the timer re-armed
-                # its case); an input message goes to the dead letters with the error, so it
-                # is neither lost silently nor retried into a crash loop.
-                log.exception(
-                    "caseclock: failed on %s[%s]@%s", msg.topic, msg.partition, msg.offset
-                )
-                if msg.topic != self.cfg.tick_topic:
-                    await self._dead_letter_quietly(
-                        Rejected("processing-failed", f"{type(exc).__name__}: {exc}"),
-                        msg,
-                        event.value if isinstance(event.value, bytes) else b"",
-                    )
+            self._events_at[msg.partition] = event
+            origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+            if msg.topic == self.cfg.tick_topic:
+                ticks.setdefault(msg.partition, []).extend(_tick_entries(msg.key, event.value))
+                tick_origin[msg.partition] = origin
+            else:
+                value = event.value
+                inputs.append(Inbound(origin, value if isinstance(value, bytes) else None))
+        if inputs:
+            await self.svc.on_inputs(inputs)
+        for p, entries in ticks.items():
+            await self.svc.on_due(p, entries, tick_origin[p])
 
-    def _load(self, key: bytes) -> tuple[CaseState | None, int | None]:
-        row = self.table.get(key)
-        if row is None:
-            return None, None
-        doc = orjson.loads(row)
-        return CaseState.from_dict(doc["s"]), doc["t"]
+    # --- the timer -----------------------------------------------------------------------------
 
-    def _row(self, state: CaseState, partition: int, touched: int) -> bytes:
-        return orjson.dumps({"p": partition, "t": touched, "s": state.to_dict()})
-
-    def _oversized(self, row: bytes) -> Rejected | None:
-        if len(row) <= self.cfg.max_state_bytes:
-            return None
-        return Rejected(
-            "state-too-large",
-            f"the case's state would take {len(row)} bytes, over "
-            f"CASECLOCK_MAX_STATE_BYTES={self.cfg.max_state_bytes}; the case keeps its "
-            "previous state",
-        )
-
-    async def _on_input(self, msg: Any, raw: bytes | None) -> None:
-        if raw is None:
-            await self._dead_letter(Rejected("invalid-json", "empty message (tombstone)"), msg, b"")
-            return
-        try:
-            ev = decode_event(raw, self.policy, key=msg.key, max_bytes=self.cfg.max_message_bytes)
-        except Rejected as r:
-            await self._dead_letter(r, msg, raw)
-            return
-        now = wall_us()
-        key: bytes = msg.key
-        p: int = msg.partition
-        state, _ = self._load(key)
-        was_open = state is not None and state.opened
-        was_acked = state is not None and state.opened and state.comm_first is not None
-        if state is not None:
-            self._count(p, state, -1)
-        state, applied = self.engine.apply(state, ev, now)
-        if applied:
-            row = self._row(state, p, now)
-            too_large = self._oversized(row)
-            if too_large is not None:
-                state, _ = self._load(key)  # apply() changed our copy in place: take it back
-                if state is not None:
-                    self._count(p, state, +1)
-                    self._publish_counts(p)
-                await self._dead_letter(too_large, msg, raw)
-                return
-            self.metrics.event_consumed(ev.type)
-            self.summary.add("applied")
-            self._observe_new_facts(state, was_open, was_acked)
-            self.table[key] = row
-            self._index(p).schedule(state.case_id, self._wake_at(state, now))
-        else:
-            self.metrics.event_duplicate(ev.type)
-            self.summary.add("duplicate")
-        self._count(p, state, +1)
-        self._publish_counts(p)
-
-    def _observe_new_facts(self, state: CaseState, was_open: bool, was_acked: bool) -> None:
-        if not state.opened:
-            return
-        cur = self.engine.current(state)
-        prio = "unknown" if cur is None else str(cur[1].priority)
-        if not was_open:
-            tto = self.engine.time_to_open(state)
-            if tto is not None:
-                self.metrics.observe_time_to_open(str(tto[0]), tto[1] / US)
-                if tto[2]:
-                    self.metrics.sla_breach("time_to_open", str(tto[0]))
-        if not was_acked and state.comm_first is not None and state.opened_at is not None:
-            took = state.comm_first - state.opened_at
-            self.metrics.observe_time_to_acknowledge(prio, took / US)
-            if cur is not None and not state.ack_breach_emitted:  # a fired breach counted late
-                self.metrics.acknowledgement(prio, took <= cur[1].acknowledge)
-
-    async def _on_tick(self, msg: Any, key: bytes, partition: int) -> None:
-        self.inflight.pop((partition, key.decode()), None)
-        self.summary.add("tick")
-        state, touched = self._load(key)
-        if state is None or touched is None:
-            self.metrics.tick("stale")
-            return
-        now = wall_us()
-        idx = self._index(partition)
-        self._count(partition, state, -1)
-        if self._expired(state, touched, now):
-            self.table.pop(key, None)
-            idx.remove(state.case_id)
-            self._publish_counts(partition)
-            self.metrics.tick("purged")
-            return
-        alerts = self.engine.evaluate(state, now)
-        if alerts:
-            await self._emit(msg, key, alerts, touched)
-            # Evaluation never grows a state, but the bound holds on every write.
-            row = self._row(state, partition, touched)
-            if self._oversized(row) is None:
-                self.table[key] = row
-            self.metrics.tick("fired")
-        else:
-            self.metrics.tick("stale")
-        self._count(partition, state, +1)
-        self._publish_counts(partition)
-        idx.schedule(state.case_id, self._wake_at(state, touched))
-
-    async def _deliver(self, topic: Any, key: bytes | None, value: bytes) -> None:
-        """Send one record and wait for the broker's acknowledgement, waiting out transient
-        failures (broker down, leader moving) for as long as they last: nothing can be
-        committed meanwhile, and giving up would lose the record. A permanent refusal of the
-        record raises to the caller, which dead-letters it."""
-        attempt = 0
+    async def _timer(self) -> None:
+        """Sleep until the next deadline of the owned partitions (or until an earlier one is
+        scheduled), then dispatch every due case as ticks to its own partition."""
+        idle_s = self.cfg.tick_interval
         while True:
-            try:
-                fut = await topic.send(key=key, value=value)
-                await fut
-                return
-            except Exception as exc:
-                if not transient(exc):
-                    raise
-                wait = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
-                attempt += 1
-                log.warning("caseclock: broker unavailable, send retried: %s", type(exc).__name__)
-                await asyncio.sleep(wait)
-
-    async def _emit(self, msg: Any, key: bytes, alerts: list[Alert], touched: int) -> None:
-        """Send alerts and wait until the broker has them, before their state is recorded.
-
-        An alert the broker refuses for good goes to the dead letters (with the tick's
-        position and the alert as the value), so that one record cannot stop its case's clock
-        or retry forever; it counts as emitted.
-
-        Lateness is measured from max(due, when the case's latest fact arrived): an alert
-        cannot fire before the fact that makes it due is known, so late upstream data does not
-        read as slow timers, while downtime does."""
-        for a in alerts:
-            value = a.to_json()
-            try:
-                await self._deliver(self.alert_topics[a.type], key, value)
-            except Exception as exc:
-                detail = f"{a.type} {a.stage} {a.alert_id}: {type(exc).__name__}: {exc}"
-                await self._dead_letter(Rejected("alert-undeliverable", detail), msg, value)
-                self.summary.add("undeliverable")
+            if self.app.rebalancing or not self.ready:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.1)
                 continue
-            late = (a.fired_us - max(a.due_us, touched)) / US
-            self.metrics.alert_emitted(
-                a.type, a.stage, str(a.priority), lateness_seconds=late, catch_up=a.catch_up
-            )
-            self.summary.add("alert")
-            if a.catch_up:
-                self.summary.add("catch-up")
-            if a.stage == "breach":
-                self.metrics.sla_breach("ack" if a.type == "ack-due" else "update", str(a.priority))
-                if a.type == "ack-due":
-                    self.metrics.acknowledgement(str(a.priority), in_time=False)
-            elif a.reason == "no-eta-or-workaround":
-                self.metrics.sla_breach("elevation", str(a.priority))
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "caseclock: %s %s %s case=%s priority=%s due=%s late=%.3fs",
-                    a.type,
-                    a.stage,
-                    a.reason,
-                    a.case_id,
-                    a.priority,
-                    a.due_at.isoformat(),
-                    late,
-                )
-
-    async def _dead_letter(self, r: Rejected, msg: Any, raw: bytes) -> None:
-        record = DeadLetter.build(
-            reason=r.reason,
-            detail=r.detail,
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=raw,
-            received_at=from_us(wall_us()),
-        )
-        await self._deliver(self.dead_letters, msg.key, record.to_json())
-        self.metrics.dead_letter(r.reason)
-        self.summary.add("dead-letter")
-        log.warning(
-            "caseclock: dead-lettered %s[%s]@%s: %s: %s",
-            msg.topic,
-            msg.partition,
-            msg.offset,
-            r.reason,
-            r.detail,
-        )
-
-    async def _dead_letter_quietly(self, r: Rejected, msg: Any, raw: bytes) -> None:
-        """Dead-letter from the last-resort handler: a failure here is logged, not raised."""
-        try:
-            await self._dead_letter(r, msg, raw)
-        except Exception:
-            log.exception(
-                "caseclock: could not dead-letter %s[%s]@%s", msg.topic, msg.partition, msg.offset
-            )
+            now = wall_us()
+            owned = self.owned_partitions()
+            try:
+                for p, entries in self.svc.due(now, owned):
+                    for i in range(0, len(entries), TICK_CHUNK):
+                        value = orjson.dumps({"cases": entries[i : i + TICK_CHUNK]})
+                        await self.ticks.send(key=None, value=value, partition=p)
+            except Exception:  # a tick that was not sent is retried with its case
+                log.exception("caseclock: could not dispatch due cases")
+            now = wall_us()
+            self.metrics.set_oldest_overdue_seconds(self.svc.timer_lag(now, owned) / US)
+            self.metrics.set_timer_index_size(sum(len(i) for i in self.svc.indexes.values()))
+            nxt = self.svc.next_deadline(owned)
+            self._wake.clear()
+            self.svc.timer_target = nxt
+            wait = idle_s if nxt is None else min(idle_s, max(0.0, (nxt - now) / US))
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            else:
+                await asyncio.sleep(0)  # a backlog: yield to the agent between runs
+            self.svc.timer_target = None
 
     async def _log_summary(self) -> None:
         now = wall_us()
-        owned = sorted(self.indexes) if self.ready else []
+        owned = sorted(self.svc.indexes) if self.ready else []
         extra = (
-            f"partitions {owned}, {sum(len(i) for i in self.indexes.values())} timers, "
-            f"timer lag {self._timer_lag(now, owned) / US:.1f} s"
+            f"partitions {owned}, {sum(len(i) for i in self.svc.indexes.values())} timers, "
+            f"timer lag {self.svc.timer_lag(now, owned) / US:.1f} s"
             if self.ready
             else f"recovering for {self.watch.elapsed(now) or 0.0:.0f} s"
         )
-        log.info("caseclock: last %.0f s: %s", SUMMARY_EVERY_S, self.summary.line(extra))
+        log.info("caseclock: last %.0f s: %s", SUMMARY_EVERY_S, self.svc.summary.line(extra))
 
-    # --- deadlines ---------------------------------------------------------------------------
 
-    def _index(self, partition: int) -> DeadlineIndex:
-        idx = self.indexes.get(partition)
-        if idx is None:
-            idx = self.indexes[partition] = DeadlineIndex()
-        return idx
-
-    def _expired(self, state: CaseState, touched: int, now: int) -> bool:
-        return (state.resolved or not state.opened) and touched + self.cfg.retention_us <= now
-
-    def _wake_at(self, state: CaseState, touched: int) -> int | None:
-        """When the timer must look at this case again: its next alert, or its purge."""
-        if state.resolved or not state.opened:
-            return touched + self.cfg.retention_us
-        return self.engine.next_due(state)
-
-    async def _fire_due(self) -> None:
-        if self.app.rebalancing or not self.ready:
-            return
-        now = wall_us()
-        owned = self.owned_partitions()
-        sent = 0
-        for p in sorted(owned):
-            idx = self.indexes.get(p)
-            if idx is None:
-                continue
-            for due, case_id in idx.pop_due(now, MAX_TICKS_PER_RUN - sent):
-                await self.ticks.send(
-                    key=case_id.encode(), value=orjson.dumps({"due": due}), partition=p
-                )
-                self.inflight.setdefault((p, case_id), now)
-                idx.schedule(case_id, now + self._retry_us)
-                sent += 1
-            if sent >= MAX_TICKS_PER_RUN:
-                break
-        self.metrics.set_oldest_overdue_seconds(self._timer_lag(now, owned) / US)
-        self.metrics.set_timer_index_size(sum(len(i) for i in self.indexes.values()))
-
-    def _timer_lag(self, now: int, owned: Iterable[int]) -> int:
-        """How long the oldest due timer has waited to be evaluated: a tick sent but not yet
-        processed (since it was sent), or a due deadline still queued behind the per-run cap.
-        A case learned late is not "overdue" here: its catch-up is one tick away."""
-        oldest = min(self.inflight.values(), default=now)
-        for p in owned:
-            idx = self.indexes.get(p)
-            head = None if idx is None else idx.peek()
-            if head is not None and head < oldest:
-                oldest = head
-        return max(0, now - oldest)
-
-    # --- gauges --------------------------------------------------------------------------------
-
-    def _count(self, partition: int, state: CaseState, sign: int) -> None:
-        """Add (+1) or remove (-1) the case's contribution to its partition's gauges; callers
-        remove it before a state change and add it back after, so no per-case copy is kept."""
-        self._tally(
-            self.open_counts.setdefault(partition, Counter()),
-            self.risk_counts.setdefault(partition, Counter()),
-            state,
-            sign,
-        )
-
-    def _tally(
-        self,
-        opens: Counter[tuple[str, str]],
-        risks: Counter[tuple[str, str]],
-        state: CaseState,
-        sign: int,
-    ) -> None:
-        if not state.opened or state.resolved:
-            return
-        cur = self.engine.current(state)
-        if cur is None:
-            return
-        prio = str(cur[1].priority)
-        opens[(prio, cur[0].name)] += sign
-        for clock in self.engine.at_risk(state):
-            risks[(clock, prio)] += sign
-
-    def _publish_counts(self, partition: int) -> None:
-        self.metrics.set_partition_counts(
-            partition,
-            self.open_counts.get(partition, Counter()),
-            self.risk_counts.get(partition, Counter()),
-        )
+def _tick_entries(key: bytes | None, value: Any) -> list[tuple[str, int]]:
+    """The (case_id, due) pairs of a tick message: {"cases": [[id, due], ...]}, or a tick of
+    an earlier version (one case: the key, {"due": ...}) still in the topic after an upgrade."""
+    if not isinstance(value, bytes):
+        return []
+    try:
+        doc = orjson.loads(value)
+        if "cases" in doc:
+            return [(str(c), int(d)) for c, d in doc["cases"]]
+        if key is not None:
+            return [(key.decode(), int(doc["due"]))]
+    except (ValueError, TypeError, KeyError):
+        log.warning("caseclock: ignoring a malformed tick: %r", value[:200])
+    return []

@@ -1,0 +1,559 @@
+"""The service layer: batched handlers for inbound messages and due timers, over ports.
+
+Faust-free and broker-free: it takes messages and time, talks to a `CaseStore` and an
+`Outbox`, and keeps the per-partition deadline indexes and gauges. The Faust adapter
+(`caseclock.service`) feeds it batches and runs its timer; unit tests feed it with fakes.
+
+Batching is where the speed is. A batch of inbound messages is decoded, grouped by case, each
+case loaded once, all its events applied, its row written once. A batch of due timers is
+evaluated case by case, every alert of the batch is handed to the producer before any
+acknowledgement is awaited (one round trip per batch, not per alert), and only then are the
+states that record those alerts written: at-least-once, as before (a crash can repeat an alert,
+never lose one; repeats carry the same alert_id).
+
+No single message or case can stop the worker: a state over the size bound, a record the broker
+refuses for good, an unexpected error on one case each end up in the dead letters with a
+reason, and the rest of the batch goes on; transient broker errors are waited out (nothing can
+be committed while they last, and giving up would lose records).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from ..config import Config
+from ..deadletter import DeadLetter
+from ..engine import CaseState, Engine
+from ..events import Alert, InboundEvent, Rejected, decode_event
+from ..logs import Summary
+from ..metrics import Metrics
+from ..policy import Policy
+from ..schedule import DeadlineIndex
+from ..timeutil import US, from_us
+from .ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
+
+log = logging.getLogger("caseclock")
+
+TICK_BATCH = 500
+"""Due cases per tick message (one message per partition and batch, ~150 KB at most)."""
+MAX_DUE_PER_RUN = 20_000
+"""Due cases dispatched per timer run, so that a backlog yields to the event loop."""
+RETRY_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+"""Waits between attempts while the broker is unreachable (the last one repeats)."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a send failed because the broker is (for now) unreachable or busy, as opposed
+    to refusing this record for good (too large, invalid, not authorised, unserialisable)."""
+    from aiokafka.errors import KafkaError, KafkaTimeoutError, KafkaUnavailableError
+
+    if isinstance(exc, (KafkaTimeoutError, KafkaUnavailableError, TimeoutError)):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """A case as loaded for one batch: its state, when its latest fact arrived, its key."""
+
+    key: bytes
+    state: CaseState
+    touched: int
+
+
+async def _raise(exc: BaseException) -> object:
+    raise exc
+
+
+def encode_row(state: CaseState, partition: int, touched: int) -> bytes:
+    """A table row: the state, its partition (for rebuilds) and when its latest fact arrived."""
+    return orjson.dumps({"p": partition, "t": touched, "s": state.to_dict()})
+
+
+def decode_row(row: bytes) -> tuple[CaseState, int, int]:
+    """(state, touched, partition) of a table row."""
+    doc = orjson.loads(row)
+    return CaseState.from_dict(doc["s"]), doc["t"], doc["p"]
+
+
+class CaseService:
+    """Per-worker live state: deadline indexes and gauges of the owned partitions, and the
+    handlers that change cases. One instance per worker; the adapter owns its lifecycle."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        policy: Policy,
+        metrics: Metrics,
+        store: CaseStore,
+        outbox: Outbox,
+        clock: Clock,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.cfg = cfg
+        self.policy = policy
+        self.engine = Engine(policy)
+        self.metrics = metrics
+        self.store = store
+        self.outbox = outbox
+        self.clock = clock
+        self._sleep = sleep
+        self.summary = Summary()
+        self.indexes: dict[int, DeadlineIndex] = {}
+        self.open_counts: dict[int, Counter[tuple[str, str]]] = {}
+        self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
+        self.inflight: dict[tuple[int, str], int] = {}
+        """Due cases dispatched and not yet handled: (partition, case_id) -> when dispatched."""
+        self.rebuilt_at: dict[int, int] = {}
+        """When each partition's index was rebuilt: what was due before then catches up."""
+        self.retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
+        self.timer_target: int | None = None
+        """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
+        self.wake: Callable[[], None] = lambda: None
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def on_inputs(self, batch: Sequence[Inbound]) -> None:
+        """Apply a batch of inbound messages: decode, group by case, apply, write once."""
+        started = time.perf_counter()
+        now = self.clock()
+        rejected: list[tuple[Rejected, Origin, bytes]] = []
+        cases: dict[tuple[int, bytes], list[tuple[Inbound, InboundEvent]]] = {}
+        for msg in batch:
+            raw = msg.value
+            if raw is None:
+                rejected.append(
+                    (Rejected("invalid-json", "empty message (tombstone)"), msg.origin, b"")
+                )
+                continue
+            key = msg.origin.key
+            try:
+                if key is None:  # its state could not be stored (compacted changelog) nor found
+                    raise Rejected("key-mismatch", "the message has no key: key it by case_id")
+                ev = decode_event(raw, self.policy, key=key, max_bytes=self.cfg.max_message_bytes)
+            except Rejected as r:
+                rejected.append((r, msg.origin, raw))
+                continue
+            cases.setdefault((msg.origin.partition, key), []).append((msg, ev))
+        touched_partitions: set[int] = set()
+        for (p, key), items in cases.items():
+            touched_partitions.add(p)
+            try:
+                rejected.extend(self._apply_case(p, key, items, now))
+            except Exception as exc:  # a bug on one case must not stop the others
+                log.exception("caseclock: failed to apply events of case %r", key)
+                reason = Rejected("processing-failed", f"{type(exc).__name__}: {exc}")
+                rejected.extend((reason, m.origin, m.value or b"") for m, _ in items)
+        for p in touched_partitions:
+            self._publish_counts(p)
+        await self._dead_letter_all(rejected)
+        if batch:
+            self.metrics.event_processing.observe(time.perf_counter() - started)
+
+    def _apply_case(
+        self, p: int, key: bytes, items: list[tuple[Inbound, InboundEvent]], now: int
+    ) -> list[tuple[Rejected, Origin, bytes]]:
+        loaded = self._load(p, key)
+        state = None if loaded is None else loaded.state
+        was_open = state is not None and state.opened
+        was_acked = was_open and state is not None and state.comm_first is not None
+        if state is not None:
+            self._count(p, state, -1)
+        applied: list[InboundEvent] = []
+        for _, ev in items:
+            state, ok = self.engine.apply(state, ev, now)
+            if ok:
+                applied.append(ev)
+            else:
+                self.metrics.event_duplicate(ev.type)
+                self.summary.add("duplicate")
+        assert state is not None
+        rejected: list[tuple[Rejected, Origin, bytes]] = []
+        if applied:
+            row: bytes | None = encode_row(state, p, now)
+            if row is not None and len(row) > self.cfg.max_state_bytes:
+                state, row, applied, rejected = self._apply_within_bound(p, key, items, now)
+            if state is not None and row is not None:
+                for ev in applied:
+                    self.metrics.event_consumed(ev.type)
+                self.summary.add("applied", len(applied))
+                self._observe_new_facts(state, was_open, was_acked)
+                self.store.put(p, key, row)
+                self._schedule(p, state.case_id, self._wake_at(state, now))
+        if state is not None:
+            self._count(p, state, +1)
+        return rejected
+
+    def _apply_within_bound(
+        self, p: int, key: bytes, items: list[tuple[Inbound, InboundEvent]], now: int
+    ) -> tuple[
+        CaseState | None, bytes | None, list[InboundEvent], list[tuple[Rejected, Origin, bytes]]
+    ]:
+        """The slow path when a batch would make the case's row too large: apply its events one
+        by one from the stored state and dead-letter each one that would cross the bound (the
+        case keeps the state before it)."""
+        loaded = self._load(p, key)
+        state = None if loaded is None else loaded.state
+        row: bytes | None = None
+        applied: list[InboundEvent] = []
+        rejected: list[tuple[Rejected, Origin, bytes]] = []
+        for msg, ev in items:
+            before = None if state is None else CaseState.from_dict(state.to_dict())
+            candidate, ok = self.engine.apply(state, ev, now)
+            if not ok:
+                state = candidate
+                continue
+            new_row = encode_row(candidate, p, now)
+            if len(new_row) > self.cfg.max_state_bytes:
+                rejected.append((self._too_large(len(new_row)), msg.origin, msg.value or b""))
+                state = before
+                continue
+            state, row = candidate, new_row
+            applied.append(ev)
+        return state, row, applied, rejected
+
+    def _too_large(self, size: int) -> Rejected:
+        return Rejected(
+            "state-too-large",
+            f"the case's state would take {size} bytes, over "
+            f"CASECLOCK_MAX_STATE_BYTES={self.cfg.max_state_bytes}; the case keeps its "
+            "previous state",
+        )
+
+    def _observe_new_facts(self, state: CaseState, was_open: bool, was_acked: bool) -> None:
+        if not state.opened:
+            return
+        cur = self.engine.current(state)
+        prio = "unknown" if cur is None else str(cur[1].priority)
+        if not was_open:
+            tto = self.engine.time_to_open(state)
+            if tto is not None:
+                self.metrics.observe_time_to_open(str(tto[0]), tto[1] / US)
+                if tto[2]:
+                    self.metrics.sla_breach("time_to_open", str(tto[0]))
+        if not was_acked and state.comm_first is not None and state.opened_at is not None:
+            took = state.comm_first - state.opened_at
+            self.metrics.observe_time_to_acknowledge(prio, took / US)
+            if cur is not None and not state.ack_breach_emitted:  # a fired breach counted late
+                self.metrics.acknowledgement(prio, took <= cur[1].acknowledge)
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def due(self, now: int, owned: Iterable[int]) -> list[tuple[int, list[tuple[str, int]]]]:
+        """Pop what is due in the owned partitions: [(partition, [(case_id, due), ...])].
+
+        Each popped case is re-armed `retry_us` later, so a tick lost on its way (a crash, a
+        rebalance) is retried; handling the tick replaces that entry by the real next deadline.
+        """
+        out: list[tuple[int, list[tuple[str, int]]]] = []
+        budget = MAX_DUE_PER_RUN
+        for p in sorted(owned):
+            idx = self.indexes.get(p)
+            if idx is None or budget <= 0:
+                continue
+            popped = idx.pop_due(now, budget)
+            if not popped:
+                continue
+            budget -= len(popped)
+            retry = now + self.retry_us
+            entries = []
+            for at, case_id in popped:
+                self.inflight.setdefault((p, case_id), now)
+                idx.schedule(case_id, retry)
+                entries.append((case_id, at))
+            out.append((p, entries))
+        return out
+
+    def next_deadline(self, owned: Iterable[int]) -> int | None:
+        heads = [i.peek() for p in owned if (i := self.indexes.get(p)) is not None]
+        return min((h for h in heads if h is not None), default=None)
+
+    async def on_due(
+        self, partition: int, entries: Sequence[tuple[str, int]], origin: Origin
+    ) -> None:
+        """Evaluate a batch of due cases of one partition and emit what is due.
+
+        A case is evaluated as of max(its deadline, when it was learned or recomputed), capped
+        at now, and its alerts stamped with now: a timer that fell behind emits every point
+        it owes (a warning stays a warning), while a case learned or rebuilt after its
+        deadlines catches up (only the latest breach of a clock)."""
+        now = self.clock()
+        rebuilt = self.rebuilt_at.get(partition, 0)
+        idx = self._index(partition)
+        evaluated: list[tuple[_Loaded, list[Alert]]] = []
+        for case_id, at in entries:
+            self.inflight.pop((partition, case_id), None)
+            self.summary.add("tick")
+            key = case_id.encode()
+            try:
+                loaded = self._load(partition, key)
+                if loaded is None:
+                    self.metrics.tick("stale")
+                    continue
+                state = loaded.state
+                self._count(partition, state, -1)
+                if self._expired(state, loaded.touched, now):
+                    self.store.delete(partition, key)
+                    idx.remove(state.case_id)
+                    self.metrics.tick("purged")
+                    continue
+                as_of = min(now, max(at, loaded.touched, rebuilt))
+                alerts = self.engine.evaluate(state, as_of, fired_at=now)
+                evaluated.append((loaded, alerts))
+                self.metrics.tick("fired" if alerts else "stale")
+            except Exception:  # the re-armed retry brings this case back
+                log.exception("caseclock: failed to evaluate case %r", case_id)
+        sends = [(loaded, a) for loaded, alerts in evaluated for a in alerts]
+        failures = await self._deliver_all(
+            [(a.type, loaded.key, a.to_json()) for loaded, a in sends]
+        )
+        undeliverable: list[tuple[Rejected, Origin, bytes]] = []
+        for (loaded, a), failure in zip(sends, failures, strict=True):
+            if failure is not None:
+                detail = f"{a.type} {a.stage} {a.alert_id}: {type(failure).__name__}: {failure}"
+                tick = Origin(origin.topic, origin.partition, origin.offset, loaded.key)
+                undeliverable.append((Rejected("alert-undeliverable", detail), tick, a.to_json()))
+                self.summary.add("undeliverable")
+                continue  # counts as emitted: one refused record must not stop the clock
+            self._alert_sent(a, loaded.touched)
+        await self._dead_letter_all(undeliverable)
+        for loaded, alerts in evaluated:
+            state = loaded.state
+            if alerts:  # only now: the alerts it records are acknowledged
+                row = encode_row(state, partition, loaded.touched)
+                if len(row) <= self.cfg.max_state_bytes:  # evaluation never grows a state
+                    self.store.put(partition, loaded.key, row)
+            self._count(partition, state, +1)
+            self._schedule(partition, state.case_id, self._wake_at(state, loaded.touched))
+        self._publish_counts(partition)
+
+    def _alert_sent(self, a: Alert, touched: int) -> None:
+        """Metrics of an acknowledged alert. Lateness is measured from max(due, when the case's
+        latest fact arrived): an alert cannot fire before the fact that makes it due is known,
+        so late upstream data does not read as slow timers, while downtime does."""
+        late = (a.fired_us - max(a.due_us, touched)) / US
+        self.metrics.alert_emitted(
+            a.type, a.stage, str(a.priority), lateness_seconds=late, catch_up=a.catch_up
+        )
+        self.summary.add("alert")
+        if a.catch_up:
+            self.summary.add("catch-up")
+        if a.stage == "breach":
+            self.metrics.sla_breach("ack" if a.type == "ack-due" else "update", str(a.priority))
+            if a.type == "ack-due":
+                self.metrics.acknowledgement(str(a.priority), in_time=False)
+        elif a.reason == "no-eta-or-workaround":
+            self.metrics.sla_breach("elevation", str(a.priority))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "caseclock: %s %s %s case=%s priority=%s due=%s late=%.3fs",
+                a.type,
+                a.stage,
+                a.reason,
+                a.case_id,
+                a.priority,
+                a.due_at.isoformat(),
+                late,
+            )
+
+    # --- delivery --------------------------------------------------------------------------
+
+    async def _deliver_all(
+        self, records: Sequence[tuple[str, bytes | None, bytes]]
+    ) -> list[BaseException | None]:
+        """Send every record, then wait for all acknowledgements; resend those that failed
+        transiently until they succeed. Returns, per record, None or its permanent failure."""
+        result: list[BaseException | None] = [None] * len(records)
+        todo = list(range(len(records)))
+        attempt = 0
+        while todo:
+            acks: list[Awaitable[object]] = []
+            for i in todo:  # hand every record to the producer first...
+                channel, key, value = records[i]
+                try:
+                    acks.append(await self.outbox.send(channel, key, value))
+                except Exception as exc:
+                    acks.append(_raise(exc))
+            # ...then wait for the acknowledgements, all at once.
+            outcomes = await asyncio.gather(*acks, return_exceptions=True)
+            retry = []
+            for i, outcome in zip(todo, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    if isinstance(outcome, asyncio.CancelledError):
+                        raise outcome
+                    if transient(outcome):
+                        retry.append(i)
+                    else:
+                        result[i] = outcome
+            todo = retry
+            if todo:
+                wait = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("caseclock: broker unavailable, %d sends retried", len(todo))
+                await self._sleep(wait)  # type: ignore[misc]
+        return result
+
+    async def _dead_letter_all(self, rejected: Sequence[tuple[Rejected, Origin, bytes]]) -> None:
+        if not rejected:
+            return
+        received = from_us(self.clock())
+        records = [
+            (
+                DEAD_LETTERS,
+                origin.key,
+                DeadLetter.build(
+                    reason=r.reason,
+                    detail=r.detail,
+                    topic=origin.topic,
+                    partition=origin.partition,
+                    offset=origin.offset,
+                    key=origin.key,
+                    value=raw,
+                    received_at=received,
+                ).to_json(),
+            )
+            for r, origin, raw in rejected
+        ]
+        failures = await self._deliver_all(records)
+        for (r, origin, _), failure in zip(rejected, failures, strict=True):
+            if failure is not None:  # nowhere left to put it: say so, loudly but once a minute
+                log.error(
+                    "caseclock: could not dead-letter %s[%s]@%s (%s): %s",
+                    origin.topic,
+                    origin.partition,
+                    origin.offset,
+                    r.reason,
+                    failure,
+                )
+                continue
+            self.metrics.dead_letter(r.reason)
+            self.summary.add("dead-letter")
+            log.warning(
+                "caseclock: dead-lettered %s[%s]@%s: %s: %s",
+                origin.topic,
+                origin.partition,
+                origin.offset,
+                r.reason,
+                r.detail,
+            )
+
+    # --- recovery --------------------------------------------------------------------------
+
+    def begin_rebuild(self, owned: Iterable[int], now: int) -> None:
+        """Start rebuilding indexes and gauges for the owned partitions (then `index_row` per
+        table row and `finish_rebuild`; the adapter yields to the loop between chunks)."""
+        owned = set(owned)
+        self.indexes = {p: DeadlineIndex() for p in owned}
+        self.open_counts = {p: Counter() for p in owned}
+        self.risk_counts = {p: Counter() for p in owned}
+        self.inflight.clear()
+        self.rebuilt_at = dict.fromkeys(owned, now)
+        self.timer_target = None
+
+    def index_row(self, row: bytes) -> int:
+        """Index one table row if its partition is being rebuilt; returns 1 if it was."""
+        state, touched, p = decode_row(row)
+        if p not in self.indexes:
+            return 0
+        self.indexes[p].schedule(state.case_id, self._wake_at(state, touched))
+        self._tally(self.open_counts[p], self.risk_counts[p], state, +1)
+        return 1
+
+    def finish_rebuild(self) -> None:
+        owned = set(self.indexes)
+        self.metrics.set_assigned_partitions(owned)
+        for p in owned:
+            self._publish_counts(p)
+        self.metrics.set_timer_index_size(sum(len(i) for i in self.indexes.values()))
+
+    def forget_partitions(self) -> None:
+        """On revocation: stop reporting at once (the new owner reports them)."""
+        self.metrics.set_assigned_partitions(())
+        self.open_counts.clear()
+        self.risk_counts.clear()
+        self.inflight.clear()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _load(self, partition: int, key: bytes) -> _Loaded | None:
+        row = self.store.get(partition, key)
+        if row is None:
+            return None
+        state, touched, _ = decode_row(row)
+        return _Loaded(key, state, touched)
+
+    def _index(self, partition: int) -> DeadlineIndex:
+        idx = self.indexes.get(partition)
+        if idx is None:
+            idx = self.indexes[partition] = DeadlineIndex()
+        return idx
+
+    def _schedule(self, partition: int, case_id: str, at: int | None) -> None:
+        self._index(partition).schedule(case_id, at)
+        if at is not None and (self.timer_target is None or at < self.timer_target):
+            self.timer_target = at
+            self.wake()
+
+    def _expired(self, state: CaseState, touched: int, now: int) -> bool:
+        return (state.resolved or not state.opened) and touched + self.cfg.retention_us <= now
+
+    def _wake_at(self, state: CaseState, touched: int) -> int | None:
+        """When the timer must look at this case again: its next alert, or its purge."""
+        if state.resolved or not state.opened:
+            return touched + self.cfg.retention_us
+        return self.engine.next_due(state)
+
+    def timer_lag(self, now: int, owned: Iterable[int]) -> int:
+        """How long the oldest due timer has waited to be evaluated: a case dispatched but not
+        yet handled (since dispatch), or a due deadline still queued behind the per-run cap.
+        A case learned late is not "overdue" here: its catch-up is one dispatch away."""
+        oldest = min(self.inflight.values(), default=now)
+        for p in owned:
+            idx = self.indexes.get(p)
+            head = None if idx is None else idx.peek()
+            if head is not None and head < oldest:
+                oldest = head
+        return max(0, now - oldest)
+
+    # --- gauges ------------------------------------------------------------------------------
+
+    def _count(self, partition: int, state: CaseState, sign: int) -> None:
+        """Add (+1) or remove (-1) the case's contribution to its partition's gauges; callers
+        remove it before a state change and add it back after, so no per-case copy is kept."""
+        self._tally(
+            self.open_counts.setdefault(partition, Counter()),
+            self.risk_counts.setdefault(partition, Counter()),
+            state,
+            sign,
+        )
+
+    def _tally(
+        self,
+        opens: Counter[tuple[str, str]],
+        risks: Counter[tuple[str, str]],
+        state: CaseState,
+        sign: int,
+    ) -> None:
+        if not state.opened or state.resolved:
+            return
+        cur = self.engine.current(state)
+        if cur is None:
+            return
+        prio = str(cur[1].priority)
+        opens[(prio, cur[0].name)] += sign
+        for clock in self.engine.at_risk(state):
+            risks[(clock, prio)] += sign
+
+    def _publish_counts(self, partition: int) -> None:
+        self.metrics.set_partition_counts(
+            partition,
+            self.open_counts.get(partition, Counter()),
+            self.risk_counts.get(partition, Counter()),
+        )

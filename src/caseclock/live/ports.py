@@ -1,0 +1,64 @@
+"""What the service layer needs from the outside world, as small protocols.
+
+The Faust adapter implements them over a Faust table and Faust topics; tests implement them
+in memory (`tests/unit/live/fakes.py`). Keeping them this small is what lets the handlers be
+tested without a broker, and lets another runtime drive the same handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class CaseStore(Protocol):
+    """Rows of case state (bytes) by case key, per partition.
+
+    The partition is passed because a partitioned store (Faust's table with RocksDB, its
+    changelog) must know which partition a row belongs to; it is always the partition the
+    case's messages come from (co-partitioning)."""
+
+    def get(self, partition: int, key: bytes) -> bytes | None: ...
+
+    def put(self, partition: int, key: bytes, row: bytes) -> None: ...
+
+    def delete(self, partition: int, key: bytes) -> None: ...
+
+
+class Outbox(Protocol):
+    """Where records go: alerts by type, dead letters, ticks.
+
+    `send` hands the record to the producer and returns an awaitable that completes when the
+    broker acknowledged it (or raises why not). Handlers send a whole batch first and then
+    wait, so a batch costs one round trip, not one per record."""
+
+    async def send(
+        self, channel: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[object]: ...
+
+
+Clock = Callable[[], int]
+"""Wall-clock time in integer microseconds since the epoch."""
+
+ALERT_CHANNELS = ("ack-due", "update-due", "elevate-to-l2")
+DEAD_LETTERS = "dead-letters"
+TICKS = "ticks"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message came from: what a dead letter must name."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message of an input topic, as the handlers receive it."""
+
+    origin: Origin
+    value: bytes | None

@@ -1,0 +1,99 @@
+"""In-memory fakes of the service layer's ports (caseclock.live.ports)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from caseclock.config import Config
+from caseclock.events import InboundEvent
+from caseclock.live.handlers import CaseService
+from caseclock.live.ports import Inbound, Origin
+from caseclock.metrics import Metrics
+from caseclock.policy import Policy, load_policy
+
+
+class FakeStore:
+    """Rows per (partition, key); counts writes so tests can see batching."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, bytes], bytes] = {}
+        self.puts = 0
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        return self.rows.get((partition, key))
+
+    def put(self, partition: int, key: bytes, row: bytes) -> None:
+        self.puts += 1
+        self.rows[(partition, key)] = row
+
+    def delete(self, partition: int, key: bytes) -> None:
+        self.rows.pop((partition, key), None)
+
+
+@dataclass
+class FakeOutbox:
+    """Records every send; `fail` decides, per record, an exception to fail its ack with.
+
+    `log` shows the order of events: ("send", channel) when a record is handed over and
+    ("ack", channel) when its acknowledgement is awaited, so tests can check that a batch is
+    sent before any acknowledgement is waited for."""
+
+    fail: Callable[[str, bytes | None, bytes], BaseException | None] = lambda c, k, v: None
+    sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    log: list[tuple[str, str]] = field(default_factory=list)
+
+    async def send(
+        self, channel: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[object]:
+        self.log.append(("send", channel))
+        error = self.fail(channel, key, value)
+
+        async def ack() -> object:
+            self.log.append(("ack", channel))
+            if error is not None:
+                raise error
+            self.sent.append((channel, key, value))
+            return None
+
+        return ack()
+
+    def records(self, channel: str) -> list[dict[str, object]]:
+        return [orjson.loads(v) for c, _, v in self.sent if c == channel]
+
+
+class FakeClock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def service(
+    now: int,
+    policy: Policy | None = None,
+    env: dict[str, str] | None = None,
+    outbox: FakeOutbox | None = None,
+) -> tuple[CaseService, FakeStore, FakeOutbox, FakeClock]:
+    cfg = Config.from_env(env or {})
+    pol = policy or load_policy()
+    metrics = Metrics(CollectorRegistry())
+    store, box, clock = FakeStore(), outbox or FakeOutbox(), FakeClock(now)
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    svc = CaseService(cfg, pol, metrics, store, box, clock, sleep=no_wait)
+    return svc, store, box, clock
+
+
+def inbound(ev: InboundEvent, partition: int = 0, offset: int = 0) -> Inbound:
+    """The message a ticketing system would have produced for `ev`, keyed by its case."""
+    doc = ev.model_dump(mode="json")
+    key = ev.case_id.encode()
+    return Inbound(Origin(f"{ev.type}", partition, offset, key), orjson.dumps(doc))

@@ -1,0 +1,191 @@
+"""The service layer against in-memory fakes of its ports: batching, at-least-once order,
+per-case fault isolation, timers that fall behind, gauges and acknowledgement outcomes."""
+
+from __future__ import annotations
+
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+from caseclock.live.handlers import decode_row
+from caseclock.live.ports import DEAD_LETTERS, Origin
+from caseclock.timeutil import to_us
+from tests.factories import T0, note, opened
+from tests.unit.live.fakes import FakeOutbox, inbound, service
+
+H = 3600 * 10**6
+S = 10**6
+TICK = Origin("caseclock-ticks", 0, 7, None)
+
+
+def sample(svc: object, name: str, labels: dict[str, str] | None = None) -> float:
+    registry = svc.metrics.registry  # type: ignore[attr-defined]
+    return registry.get_sample_value(name, labels or {}) or 0.0
+
+
+async def test_a_case_is_loaded_and_written_once_per_batch() -> None:
+    svc, store, _, _ = service(to_us(T0))
+    batch = [inbound(opened("A", 0, 1))] + [
+        inbound(note("A", i / 60, author="customer")) for i in range(1, 50)
+    ]
+    await svc.on_inputs(batch)
+    assert store.puts == 1
+    assert sample(svc, "caseclock_events_consumed_total", {"type": "case-noted"}) == 49
+    assert svc.next_deadline([0]) is not None
+
+
+async def test_a_due_batch_is_sent_before_any_acknowledgement_is_awaited() -> None:
+    svc, store, box, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened(c, 0, 1), 0) for c in ("A", "B", "C")])
+    puts = store.puts
+    clock.now = to_us(T0) + 60 * S  # the three elevations (due at opening) are due
+    [(p, entries)] = svc.due(clock.now, [0])
+    await svc.on_due(p, entries, TICK)
+    sends = [i for i, (what, _) in enumerate(box.log) if what == "send"]
+    acks = [i for i, (what, _) in enumerate(box.log) if what == "ack"]
+    assert len(sends) == 3 and max(sends) < min(acks)
+    assert store.puts == puts + 3  # recorded after the acknowledgements
+    assert {a["case_id"] for a in box.records("elevate-to-l2")} == {"A", "B", "C"}
+
+
+async def test_a_timer_that_fell_behind_still_sends_the_warning() -> None:
+    """The warning (45 min) and the breach (1 h) are both past when the timer gets to the
+    case: the warning must go out as itself, then the breach, no catch-up."""
+    svc, _, box, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    clock.now = to_us(T0) + 2 * H
+    for _ in range(3):
+        for p, entries in svc.due(clock.now, [0]):
+            await svc.on_due(p, entries, TICK)
+    acks = box.records("ack-due")
+    assert [(a["stage"], a["catch_up"]) for a in acks] == [("warning", False), ("breach", False)]
+
+
+async def test_a_case_learned_after_its_deadlines_catches_up() -> None:
+    svc, _, box, clock = service(to_us(T0) + 2 * H)  # the case arrives 2 h after it opened
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    acks = box.records("ack-due")
+    assert [(a["stage"], a["catch_up"]) for a in acks] == [("breach", True)]
+
+
+async def test_a_rebuilt_partition_catches_up_what_fell_due_before() -> None:
+    svc, store, box, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    clock.now = to_us(T0) + 2 * H  # the worker was down; its successor rebuilds now
+    svc.begin_rebuild([0], clock.now)
+    assert sum(svc.index_row(row) for row in store.rows.values()) == 1
+    svc.finish_rebuild()
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
+
+
+async def test_a_state_over_the_bound_is_dead_lettered_and_the_rest_applied() -> None:
+    svc, store, box, _ = service(to_us(T0), env={"CASECLOCK_MAX_STATE_BYTES": "1024"})
+    heavy = inbound(opened("H", 0, 1, subject="s" * 1000))
+    await svc.on_inputs([heavy, inbound(opened("OK", 0, 1)), inbound(note("H", 0.1))])
+    [dl] = box.records(DEAD_LETTERS)
+    assert dl["reason"] == "state-too-large" and dl["partition"] == 0
+    assert (0, b"OK") in store.rows and (0, b"H") in store.rows  # the note still applied
+    assert sample(svc, "caseclock_dead_letters_total", {"reason": "state-too-large"}) == 1
+
+
+async def test_an_alert_refused_for_good_is_dead_lettered_and_counts_as_emitted() -> None:
+    def refuse_elevations(channel: str, key: bytes | None, value: bytes) -> BaseException | None:
+        return MessageSizeTooLargeError() if channel == "elevate-to-l2" else None
+
+    svc, store, box, clock = service(to_us(T0), outbox=FakeOutbox(fail=refuse_elevations))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    [dl] = box.records(DEAD_LETTERS)
+    assert dl["reason"] == "alert-undeliverable" and dl["offset"] == TICK.offset
+    assert "MessageSizeTooLargeError" in str(dl["detail"])
+    # Recorded as emitted: the case's next deadline is its ack warning, not the elevation.
+    row = store.get(0, b"A")
+    assert row is not None
+    assert svc.engine.next_due(decode_row(row)[0]) == to_us(T0) + round(0.75 * H)
+
+
+async def test_transient_send_failures_are_retried_until_they_succeed() -> None:
+    failures = iter([KafkaTimeoutError(), KafkaTimeoutError()])
+
+    def flaky(channel: str, key: bytes | None, value: bytes) -> BaseException | None:
+        return next(failures, None)
+
+    svc, _, box, clock = service(to_us(T0), outbox=FakeOutbox(fail=flaky))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    assert [a["type"] for a in box.records("elevate-to-l2")] == ["elevate-to-l2"]
+    assert box.records(DEAD_LETTERS) == []
+
+
+async def test_an_unexpected_error_on_one_case_dead_letters_its_messages_only() -> None:
+    svc, store, box, _ = service(to_us(T0))
+    real_apply = svc.engine.apply
+
+    def apply(state, ev, now, t=None):  # type: ignore[no-untyped-def]
+        if ev.case_id == "BAD":
+            raise RuntimeError("boom")
+        return real_apply(state, ev, now, t)
+
+    svc.engine.apply = apply  # type: ignore[method-assign]
+    await svc.on_inputs([inbound(opened("BAD", 0, 1)), inbound(opened("GOOD", 0, 1))])
+    [dl] = box.records(DEAD_LETTERS)
+    assert dl["reason"] == "processing-failed" and "RuntimeError: boom" in str(dl["detail"])
+    assert (0, b"GOOD") in store.rows and (0, b"BAD") not in store.rows
+
+
+async def test_bad_messages_are_dead_lettered_with_their_reason() -> None:
+    svc, _, box, _ = service(to_us(T0))
+    good = inbound(opened("A", 0, 1))
+    tomb = type(good)(good.origin, None)
+    junk = type(good)(good.origin, b"\xff not json")
+    keyless = type(good)(Origin("case-opened", 0, 9, None), good.value)
+    await svc.on_inputs([tomb, junk, keyless, good])
+    reasons = [d["reason"] for d in box.records(DEAD_LETTERS)]
+    assert reasons == ["invalid-json", "invalid-json", "key-mismatch"]
+    assert sample(svc, "caseclock_dead_letters_total", {"reason": "invalid-json"}) == 2
+
+
+def acks(svc: object, outcome: str) -> float:
+    return sample(svc, "caseclock_acknowledgements_total", {"priority": "1", "outcome": outcome})
+
+
+async def test_acknowledgement_outcomes_are_counted_once_per_case() -> None:
+    svc, _, _, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    await svc.on_inputs([inbound(note("A", 1.0))])  # exactly at the window: inclusive
+    assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 0)
+
+    await svc.on_inputs([inbound(opened("B", 0, 1)), inbound(note("B", 1.5))])  # known late
+    assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 1)
+
+    # The breach fired (counted late when emitted); the acknowledgement after it is not
+    # counted a second time.
+    await svc.on_inputs([inbound(opened("C", 0, 1))])
+    clock.now = to_us(T0) + 2 * H
+    for _ in range(3):
+        for p, entries in svc.due(clock.now, [0]):
+            await svc.on_due(p, entries, TICK)
+    assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 2)
+    await svc.on_inputs([inbound(note("C", 3))])
+    assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 2)
+
+
+async def test_forgetting_partitions_drops_their_gauges_at_once() -> None:
+    svc, _, _, _ = service(to_us(T0))
+    svc.begin_rebuild([0, 1], to_us(T0))
+    svc.finish_rebuild()
+    await svc.on_inputs([inbound(opened("A", 0, 1), 0), inbound(opened("B", 0, 2), 1)])
+    assert sample(svc, "caseclock_partitions_owned") == 2
+    assert sample(svc, "caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) == 1
+    svc.forget_partitions()
+    assert sample(svc, "caseclock_partitions_owned") == 0
+    assert (
+        svc.metrics.registry.get_sample_value(
+            "caseclock_open_cases", {"priority": "1", "plan": "support-plus"}
+        )
+        is None
+    )

@@ -1,0 +1,57 @@
+"""The Faust adapter's own logic (no broker: the app is built, never started)."""
+
+from __future__ import annotations
+
+import orjson
+
+from caseclock.config import Config
+from caseclock.policy import load_policy
+from caseclock.service import CaseClock, _tick_entries
+
+
+def test_the_start_up_recovery_is_watched() -> None:
+    svc = CaseClock(Config.from_env({"CASECLOCK_RECOVERY_TIMEOUT": "10"}), load_policy())
+    assert svc.watch.recovering  # the start-up recovery counts too
+    assert svc.watch.timeout_us == 10 * 10**6
+
+
+async def test_an_outdated_recovery_completion_is_ignored() -> None:
+    """A recovery that began before the latest revocation (a callback of an older
+    generation, run late) must not mark the worker ready for partitions it no longer owns."""
+    svc = CaseClock(Config.from_env({}), load_policy())
+    recovery = svc._recovery()
+    await svc._on_revoked(None, set())
+    recovery._recovery_started_at = svc._revoked_mono - 1.0  # began before the revocation
+    await svc._on_recovered()
+    assert not svc.ready and svc.watch.recovering
+
+    recovery._recovery_started_at = svc._revoked_mono + 1.0  # the current recovery
+    assert not svc._stale_recovery(svc.app.rebalancing_count)
+    assert svc._stale_recovery(svc.app.rebalancing_count - 1)  # a rebalance began since
+
+
+async def test_revocation_drops_this_workers_partition_gauges_at_once() -> None:
+    svc = CaseClock(Config.from_env({}), load_policy())
+    svc.metrics.set_assigned_partitions({0, 1})
+    svc.metrics.set_partition_counts(0, {("1", "support-plus"): 3}, {("ack", "1"): 1})
+    svc.ready = True
+    svc.watch.done()
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float | None:
+        return svc.registry.get_sample_value(name, labels or {})
+
+    assert value("caseclock_partitions_owned") == 2
+    await svc._on_revoked(None, set())
+    assert value("caseclock_partitions_owned") == 0
+    assert value("caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) is None
+    assert value("caseclock_cases_at_risk", {"clock": "ack", "priority": "1"}) is None
+    assert value("caseclock_recovery_complete") == 0
+    assert not svc.ready and svc.watch.recovering
+
+
+def test_tick_messages_of_this_and_the_previous_version_are_read() -> None:
+    batch = orjson.dumps({"cases": [["A", 5], ["B", 7]]})
+    assert _tick_entries(None, batch) == [("A", 5), ("B", 7)]
+    assert _tick_entries(b"C", orjson.dumps({"due": 9})) == [("C", 9)]  # before batching
+    assert _tick_entries(None, b"not json") == []
+    assert _tick_entries(None, orjson.dumps({"due": 9})) == []  # old shape needs its key
