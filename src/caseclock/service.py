@@ -1,6 +1,6 @@
 """The live service: the engine on Kafka, with Faust.
 
-Shape (see ../shared/notes on Faust's traps):
+Shape (docs/architecture.md describes it, and the Faust traps it avoids):
 
 * One agent consumes the input topics *and* an internal tick topic, co-partitioned by case_id.
   It is the only writer of the `cases` table, so every state change happens inside the stream,
