@@ -1,4 +1,4 @@
-"""Generate realistic support histories as JSON lines of inbound events (spec section 2).
+"""Realistic support histories as JSON lines of inbound events (docs/semantics.md section 2).
 
     python bench/generate.py --events 1000000 --seed 1 [--start 2026-01-01T00:00:00Z] [--out -]
 

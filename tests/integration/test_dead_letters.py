@@ -1,4 +1,4 @@
-"""Bad input goes to the dead-letter topic, and the worker goes on (spec section 5).
+"""Bad input goes to the dead-letter topic, and the worker goes on (docs/semantics.md section 5).
 
 Every kind of bad message is produced into the input topics, keyed like valid cases so that it
 lands in the same partitions, between valid events of those cases. Each must come out on the

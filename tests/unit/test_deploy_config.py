@@ -1,4 +1,5 @@
-"""docker-compose.yml, the k8s manifests and the README against what the worker really reads."""
+"""docker-compose.yml, the k8s manifests, the README and docs/operations.md against what the
+worker really reads and exports."""
 
 from __future__ import annotations
 
@@ -108,3 +109,36 @@ def test_readme_documents_every_metric() -> None:
     readme = (ROOT / "README.md").read_text()
     for doc in METRIC_DOCS:
         assert f"| `{doc.name}` | {doc.type} |" in readme, doc.name
+
+
+def settings_table() -> str:
+    """The settings table of docs/operations.md, as generated from SETTINGS."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        rows.append(f"| `{s.env}` | {default} | {s.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def metrics_table() -> str:
+    """The metrics table of docs/operations.md, as generated from METRIC_DOCS."""
+    from caseclock.metrics import METRIC_DOCS
+
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    for doc in METRIC_DOCS:
+        rows.append(
+            f"| `{doc.name}` | {doc.type} | {', '.join(doc.labels) or '-'} | {doc.meaning} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def test_operations_page_has_the_generated_settings_table() -> None:
+    page = (ROOT / "docs/operations.md").read_text()
+    expected = settings_table()
+    assert expected in page, "docs/operations.md: replace its settings table by\n" + expected
+
+
+def test_operations_page_has_the_generated_metrics_table() -> None:
+    page = (ROOT / "docs/operations.md").read_text()
+    expected = metrics_table()
+    assert expected in page, "docs/operations.md: replace its metrics table by\n" + expected

@@ -1,4 +1,4 @@
-"""One test (at least) per rule of ../shared/spec/sla-semantics.md, driven through replay."""
+"""One test (at least) per rule of docs/semantics.md, driven through replay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event contracts: every reason of spec section 5 is recognised and explained."""
+"""Event contracts: every reason of docs/semantics.md section 5 is recognised and explained."""
 
 from __future__ import annotations
 

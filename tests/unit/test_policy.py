@@ -1,4 +1,4 @@
-"""Policy files: the built-in plan matches the spec's table; errors name the field."""
+"""Policy files: the built-in plan matches the table of docs/semantics.md; errors name the field."""
 
 from __future__ import annotations
 
