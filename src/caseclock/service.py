@@ -54,6 +54,19 @@ BATCH_WITHIN_S = 0.01
 REBUILD_YIELD_EVERY = 2000
 TICK_CHUNK = 500
 """Due cases per tick message."""
+CHANGELOG_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(15 * 60 * 1000),
+    "segment.bytes": str(64 * 1024 * 1024),
+    "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": str(24 * 3600 * 1000),
+}
+"""Settings of the changelog topic when caseclock creates it. A case's row is rewritten on
+every event, so the changelog holds many records per case; Kafka compacts only closed
+segments, and by default rolls them weekly and cleans at 50 % dirt. Short segments and a low
+dirty ratio keep it near one record per case, so a cold recovery reads cases, not history.
+Tombstones (purged cases) stay a day for workers that are behind. (An existing topic keeps its
+settings: change them with kafka-configs, see docs/operations.md.)"""
 RECOVERY_STUCK_EXIT = 75
 """Exit status when recovery made no progress for its timeout (EX_TEMPFAIL: restart me)."""
 SUMMARY_EVERY_S = 60.0
@@ -170,6 +183,7 @@ class CaseClock:
             partitions=cfg.partitions,
             key_type=bytes,
             value_type=bytes,
+            extra_topic_configs=CHANGELOG_CONFIG,
             schema=faust.Schema(
                 key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
             ),
@@ -372,6 +386,7 @@ class CaseClock:
         """Sleep until the next deadline of the owned partitions (or until an earlier one is
         scheduled), then dispatch every due case as ticks to its own partition."""
         idle_s = self.cfg.tick_interval
+        gauges_at = 0
         while True:
             if self.app.rebalancing or not self.ready:
                 self._wake.clear()
@@ -388,8 +403,10 @@ class CaseClock:
             except Exception:  # a tick that was not sent is retried with its case
                 log.exception("caseclock: could not dispatch due cases")
             now = wall_us()
-            self.metrics.set_oldest_overdue_seconds(self.svc.timer_lag(now, owned) / US)
-            self.metrics.set_timer_index_size(sum(len(i) for i in self.svc.indexes.values()))
+            if now >= gauges_at:  # at most once per interval, however busy the timer is
+                gauges_at = now + round(idle_s * US)
+                self.metrics.set_oldest_overdue_seconds(self.svc.timer_lag(now, owned) / US)
+                self.metrics.set_timer_index_size(sum(len(i) for i in self.svc.indexes.values()))
             nxt = self.svc.next_deadline(owned)
             self._wake.clear()
             self.svc.timer_target = nxt

@@ -514,7 +514,9 @@ class CaseService:
         """How long the oldest due timer has waited to be evaluated: a case dispatched but not
         yet handled (since dispatch), or a due deadline still queued behind the per-run cap.
         A case learned late is not "overdue" here: its catch-up is one dispatch away."""
-        oldest = min(self.inflight.values(), default=now)
+        # Dispatch times only grow and a case keeps its first one (setdefault), so the
+        # first entry still in the dict is the oldest: O(1), not a scan of every dispatch.
+        oldest = next(iter(self.inflight.values()), now)
         for p in owned:
             idx = self.indexes.get(p)
             head = None if idx is None else idx.peek()
