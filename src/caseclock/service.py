@@ -328,7 +328,7 @@ class CaseClock:
             log.info("caseclock: ignoring the completion of an outdated recovery")
             return
         owned = self.owned_partitions()
-        self.svc.begin_rebuild(owned, wall_us())
+        self.svc.begin_rebuild(owned)
         n = 0
         for i, row in enumerate(list(self.table.values()), 1):
             n += self.svc.index_row(row)

@@ -134,9 +134,13 @@ class WorkerProcess:
     other exit is left for the test to see. `restarts` counts those restarts.
     """
 
-    def __init__(self, dep: Deployment, name: str) -> None:
+    def __init__(
+        self, dep: Deployment, name: str, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.dep = dep
         self.name = name
+        self.extra_env = dict(extra_env or {})
+        """Settings of this worker alone (e.g. its CASECLOCK_GROUP_INSTANCE_ID)."""
         self.web_port = free_port()
         self.data_dir = dep.workdir / f"data-{name}"
         self.log_path = dep.workdir / f"{name}.log"
@@ -153,7 +157,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "caseclock.cli", "worker"],
-            env=self.dep.env(self.web_port, self.data_dir),
+            env={**self.dep.env(self.web_port, self.data_dir), **self.extra_env},
             cwd=self.dep.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -112,7 +112,8 @@ class CaseService:
         self.inflight: dict[tuple[int, str], int] = {}
         """Due cases dispatched and not yet handled: (partition, case_id) -> when dispatched."""
         self.rebuilt_at: dict[int, int] = {}
-        """When each partition's index was rebuilt: what was due before then catches up."""
+        """When this worker began serving each partition (its first timer run after the index
+        was rebuilt): what fell due before then catches up."""
         self.retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
         self.timer_target: int | None = None
         """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
@@ -255,6 +256,7 @@ class CaseService:
         out: list[tuple[int, list[tuple[str, int]]]] = []
         budget = MAX_DUE_PER_RUN
         for p in sorted(owned):
+            self.rebuilt_at.setdefault(p, now)
             idx = self.indexes.get(p)
             if idx is None or budget <= 0:
                 continue
@@ -285,7 +287,7 @@ class CaseService:
         it owes (a warning stays a warning), while a case learned or rebuilt after its
         deadlines catches up (only the latest breach of a clock)."""
         now = self.clock()
-        rebuilt = self.rebuilt_at.get(partition, 0)
+        rebuilt = self.rebuilt_at.setdefault(partition, now)
         idx = self._index(partition)
         evaluated: list[tuple[_Loaded, list[Alert]]] = []
         for case_id, at in entries:
@@ -446,7 +448,7 @@ class CaseService:
 
     # --- recovery --------------------------------------------------------------------------
 
-    def begin_rebuild(self, owned: Iterable[int], now: int) -> None:
+    def begin_rebuild(self, owned: Iterable[int]) -> None:
         """Start rebuilding indexes and gauges for the owned partitions (then `index_row` per
         table row and `finish_rebuild`; the adapter yields to the loop between chunks)."""
         owned = set(owned)
@@ -454,7 +456,7 @@ class CaseService:
         self.open_counts = {p: Counter() for p in owned}
         self.risk_counts = {p: Counter() for p in owned}
         self.inflight.clear()
-        self.rebuilt_at = dict.fromkeys(owned, now)
+        self.rebuilt_at.clear()  # stamped when the timer first serves each partition
         self.timer_target = None
 
     def index_row(self, row: bytes) -> int:

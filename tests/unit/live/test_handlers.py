@@ -51,7 +51,9 @@ async def test_a_timer_that_fell_behind_still_sends_the_warning() -> None:
     case: the warning must go out as itself, then the breach, no catch-up."""
     svc, _, box, clock = service(to_us(T0))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
-    clock.now = to_us(T0) + 2 * H
+    for p, entries in svc.due(clock.now, [0]):  # the timer serves the partition from T0 on
+        await svc.on_due(p, entries, TICK)
+    clock.now = to_us(T0) + 2 * H  # ...and then falls two hours behind
     for _ in range(3):
         for p, entries in svc.due(clock.now, [0]):
             await svc.on_due(p, entries, TICK)
@@ -72,7 +74,7 @@ async def test_a_rebuilt_partition_catches_up_what_fell_due_before() -> None:
     svc, store, box, clock = service(to_us(T0))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
     clock.now = to_us(T0) + 2 * H  # the worker was down; its successor rebuilds now
-    svc.begin_rebuild([0], clock.now)
+    svc.begin_rebuild([0])
     assert sum(svc.index_row(row) for row in store.rows.values()) == 1
     svc.finish_rebuild()
     for p, entries in svc.due(clock.now, [0]):
@@ -176,7 +178,7 @@ async def test_acknowledgement_outcomes_are_counted_once_per_case() -> None:
 
 async def test_forgetting_partitions_drops_their_gauges_at_once() -> None:
     svc, _, _, _ = service(to_us(T0))
-    svc.begin_rebuild([0, 1], to_us(T0))
+    svc.begin_rebuild([0, 1])
     svc.finish_rebuild()
     await svc.on_inputs([inbound(opened("A", 0, 1), 0), inbound(opened("B", 0, 2), 1)])
     assert sample(svc, "caseclock_partitions_owned") == 2
