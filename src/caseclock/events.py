@@ -99,7 +99,9 @@ class _Event(BaseModel):
 class CaseOpened(_Event):
     type: Literal["case-opened"]
     priority: int = Field(description="Priority; must exist in the plan.")
-    plan: NonEmpty = Field("support-plus", description="Response plan name.")
+    plan: NonEmpty | None = Field(
+        None, description="Response plan name; absent: the policy's default_plan."
+    )
     reported_at: Timestamp | None = Field(None, description="When the problem was first notified.")
     customer_id: str | None = Field(None, max_length=256)
     subject: str | None = Field(None, max_length=1024)
@@ -358,7 +360,9 @@ def decode_event(
     except ValidationError as e:
         raise _describe(e) from None
     if isinstance(ev, CaseOpened):
-        plan = policy.plans.get(ev.plan)
+        if ev.plan is None:
+            ev = ev.model_copy(update={"plan": policy.default_plan})
+        plan = policy.plans.get(ev.plan or policy.default_plan)
         if plan is None:
             raise Rejected(
                 "unknown-plan", f"plan {ev.plan!r} is not in the policy ({', '.join(policy.plans)})"

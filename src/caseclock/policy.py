@@ -121,12 +121,17 @@ class _PlanDoc(BaseModel):
     calendar: Literal["24x7"] = "24x7"
     priorities: dict[int, _PriorityDoc] = Field(min_length=1)
 
-    @field_validator("warn_fraction")
+    @field_validator("warn_fraction", mode="before")
     @classmethod
-    def _fraction(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 < v < 1.0:
-            raise ValueError("warn_fraction must be between 0 and 1 (exclusive), or absent")
-        return v
+    def _fraction(cls, v: Any) -> float | None:
+        # TOML has no null: `warn_fraction = false` is how a TOML plan turns warnings off.
+        if v is None or v is False:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 < v < 1.0:
+            raise ValueError(
+                "warn_fraction must be between 0 and 1 (exclusive), or false for no warnings"
+            )
+        return float(v)
 
 
 class _PolicyDoc(BaseModel):

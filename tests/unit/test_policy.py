@@ -121,3 +121,41 @@ def test_builtin_policies_by_name() -> None:
     assert demo.plans["support-plus"].priorities[1].acknowledge == 20 * 10**6
     with pytest.raises(PolicyError, match="no built-in policy"):
         load_policy("builtin:gold")
+
+
+def test_warn_fraction_false_turns_warnings_off_in_toml() -> None:
+    from caseclock.policy import policy_from_toml
+
+    pol = policy_from_toml(
+        'default_plan = "quiet"\n[plans.quiet]\nwarn_fraction = false'
+        "\n[plans.quiet.priorities.1]\n"
+        'acknowledge = "1h"\nupdate_every = "4h"\n',
+        "quiet.toml",
+    )
+    assert pol.plans["quiet"].warn_fraction is None
+    with pytest.raises(PolicyError, match=r"plans\.x\.warn_fraction"):
+        policy_from_toml(
+            "[plans.x]\nwarn_fraction = true\n[plans.x.priorities.1]\n"
+            'acknowledge = "1h"\nupdate_every = "4h"\n'
+        )
+
+
+def test_a_case_opened_without_plan_gets_the_policys_default_plan() -> None:
+    import orjson
+
+    from caseclock.events import decode_event
+
+    pol = policy_from_toml(
+        'default_plan = "gold"\n[plans.gold.priorities.1]\nacknowledge = "1h"\n'
+        'update_every = "4h"\n'
+    )
+    raw = orjson.dumps(
+        {
+            "type": "case-opened",
+            "event_id": "e1",
+            "case_id": "C1",
+            "occurred_at": "2026-01-05T09:00:00Z",
+            "priority": 1,
+        }
+    )
+    assert decode_event(raw, pol).plan == "gold"  # type: ignore[union-attr]
