@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.integration.harness import (
     MARGIN_US,
     US,
@@ -92,8 +94,11 @@ def build_script(dep: Deployment) -> Script:
     return s
 
 
-def test_live_alerts_match_replay(kafka_bootstrap: str, unique_prefix: str, tmp_path: Path) -> None:
-    dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path)
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_live_alerts_match_replay(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str
+) -> None:
+    dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path, extra_env={"CASECLOCK_STORE": store})
     script = build_script(dep)
     with WorkerProcess(dep, "w1") as w:
         w.wait_ready()

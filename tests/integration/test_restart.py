@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.integration.harness import (
     US,
     Deployment,
@@ -63,8 +65,11 @@ def build_script(dep: Deployment) -> Script:
     return s
 
 
-def test_restart_after_sigkill(kafka_bootstrap: str, unique_prefix: str, tmp_path: Path) -> None:
-    dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path)
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_restart_after_sigkill(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str
+) -> None:
+    dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path, extra_env={"CASECLOCK_STORE": store})
     first = WorkerProcess(dep, "w1")
     again = WorkerProcess(dep, "w1-restarted")
     try:
