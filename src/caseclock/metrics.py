@@ -392,13 +392,13 @@ class Metrics:
 
     # -- counters and histograms ------------------------------------------------------------
 
-    def event_consumed(self, event_type: str) -> None:
-        """Count a valid inbound event (unknown types are counted as ``other``)."""
-        self.events_consumed.labels(type=_event_type_label(event_type)).inc()
+    def event_consumed(self, event_type: str, n: int = 1) -> None:
+        """Count valid inbound events (unknown types are counted as ``other``)."""
+        self.events_consumed.labels(type=_event_type_label(event_type)).inc(n)
 
-    def event_duplicate(self, event_type: str) -> None:
-        """Count an inbound event dropped as a duplicate of an applied ``event_id``."""
-        self.events_duplicate.labels(type=_event_type_label(event_type)).inc()
+    def event_duplicate(self, event_type: str, n: int = 1) -> None:
+        """Count inbound events dropped as duplicates of an applied ``event_id``."""
+        self.events_duplicate.labels(type=_event_type_label(event_type)).inc(n)
 
     def alert_emitted(
         self,

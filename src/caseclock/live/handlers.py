@@ -118,6 +118,9 @@ class CaseService:
         self.timer_target: int | None = None
         """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
         self.wake: Callable[[], None] = lambda: None
+        self._consumed: Counter[str] = Counter()
+        self._duplicates: Counter[str] = Counter()
+        """Events applied and duplicates by type in the batch being handled."""
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -144,6 +147,8 @@ class CaseService:
                 continue
             cases.setdefault((msg.origin.partition, key), []).append((msg, ev))
         touched_partitions: set[int] = set()
+        self._consumed.clear()
+        self._duplicates.clear()
         for (p, key), items in cases.items():
             touched_partitions.add(p)
             try:
@@ -154,6 +159,12 @@ class CaseService:
                 rejected.extend((reason, m.origin, m.value or b"") for m, _ in items)
         for p in touched_partitions:
             self._publish_counts(p)
+        for type_, n in self._consumed.items():  # one counter update per type and batch
+            self.metrics.event_consumed(type_, n)
+        for type_, n in self._duplicates.items():
+            self.metrics.event_duplicate(type_, n)
+        self.summary.add("applied", self._consumed.total())
+        self.summary.add("duplicate", self._duplicates.total())
         await self._dead_letter_all(rejected)
         if batch:
             self.metrics.event_processing.observe(time.perf_counter() - started)
@@ -173,8 +184,7 @@ class CaseService:
             if ok:
                 applied.append(ev)
             else:
-                self.metrics.event_duplicate(ev.type)
-                self.summary.add("duplicate")
+                self._duplicates[ev.type] += 1
         assert state is not None
         rejected: list[tuple[Rejected, Origin, bytes]] = []
         if applied:
@@ -183,8 +193,7 @@ class CaseService:
                 state, row, applied, rejected = self._apply_within_bound(p, key, items, now)
             if state is not None and row is not None:
                 for ev in applied:
-                    self.metrics.event_consumed(ev.type)
-                self.summary.add("applied", len(applied))
+                    self._consumed[ev.type] += 1
                 self._observe_new_facts(state, was_open, was_acked)
                 self.store.put(p, key, row)
                 self._schedule(p, state.case_id, self._wake_at(state, now))
