@@ -299,7 +299,14 @@ class CaseService:
         rebuilt = self.rebuilt_at.setdefault(partition, now)
         idx = self._index(partition)
         evaluated: list[tuple[_Loaded, list[Alert]]] = []
+        # A case can be in a batch several times (a retried dispatch, ticks re-delivered after
+        # a restart): it is evaluated once, as of its earliest deadline, since its row is only
+        # written after the batch's alerts are acknowledged.
+        earliest: dict[str, int] = {}
         for case_id, at in entries:
+            if case_id not in earliest or at < earliest[case_id]:
+                earliest[case_id] = at
+        for case_id, at in earliest.items():
             self.inflight.pop((partition, case_id), None)
             self.summary.add("tick")
             key = case_id.encode()

@@ -191,3 +191,14 @@ async def test_forgetting_partitions_drops_their_gauges_at_once() -> None:
         )
         is None
     )
+
+
+async def test_a_case_twice_in_a_due_batch_is_evaluated_once() -> None:
+    """Ticks re-delivered after a restart and a retried dispatch can name one case several
+    times in a batch; its alerts must go out once."""
+    svc, _, box, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    clock.now = to_us(T0) + 60 * S
+    [(p, entries)] = svc.due(clock.now, [0])
+    await svc.on_due(p, entries * 3, TICK)
+    assert [a["case_id"] for a in box.records("elevate-to-l2")] == ["A"]
