@@ -11,7 +11,14 @@ echo "== ruff"
 .venv/bin/ruff format --check src tests bench deploy
 echo "== mypy"
 .venv/bin/mypy
+echo "== pre-commit configuration"
+.venv/bin/pre-commit validate-config .pre-commit-config.yaml
 echo "== schemas in sync"
 .venv/bin/caseclock schemas --check
 echo "== pytest"
+if [ "$#" -eq 0 ]; then
+  # The whole suite: with a coverage report and a floor (worker subprocesses are not measured,
+  # so the floor guards the in-process code: core, contracts, service layer, replay).
+  exec .venv/bin/python -m pytest --cov --cov-report=term --cov-fail-under=80
+fi
 exec .venv/bin/python -m pytest "$@"
