@@ -77,6 +77,15 @@ def encode_row(state: CaseState, partition: int, touched: int) -> bytes:
     return orjson.dumps({"p": partition, "t": touched, "s": state.to_dict()})
 
 
+def _row_partition(row: bytes) -> int | None:
+    """The partition of a row written by `encode_row` ({"p":N,...}), without decoding it."""
+    if row.startswith(b'{"p":'):
+        end = row.find(b",", 5)
+        if end > 5 and row[5:end].isdigit():
+            return int(row[5:end])
+    return None
+
+
 def decode_row(row: bytes) -> tuple[CaseState, int, int]:
     """(state, touched, partition) of a table row."""
     doc = orjson.loads(row)
@@ -476,11 +485,24 @@ class CaseService:
         self.timer_target = None
 
     def index_row(self, row: bytes) -> int:
-        """Index one table row if its partition is being rebuilt; returns 1 if it was."""
-        state, touched, p = decode_row(row)
+        """Index one table row if its partition is being rebuilt; returns 1 if it was.
+
+        Cheap on what it does not need: the partition is read from the row's prefix (rows of
+        other partitions are not decoded), and a resolved or never-opened case (most rows of a
+        long-running table) only needs its purge time, not its state."""
+        p = _row_partition(row)
+        if p is not None and p not in self.indexes:
+            return 0
+        doc = orjson.loads(row)
+        p = doc["p"]
         if p not in self.indexes:
             return 0
-        self.indexes[p].schedule(state.case_id, self._wake_at(state, touched))
+        facts = doc["s"]
+        if "rs" in facts or "o" not in facts:  # resolved / never opened: only its purge
+            self.indexes[p].schedule(facts["c"], doc["t"] + self.cfg.retention_us)
+            return 1
+        state = CaseState.from_dict(facts)
+        self.indexes[p].schedule(state.case_id, self._wake_at(state, doc["t"]))
         self._tally(self.open_counts[p], self.risk_counts[p], state, +1)
         return 1
 

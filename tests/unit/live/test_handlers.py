@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from caseclock.live.handlers import decode_row
 from caseclock.live.ports import DEAD_LETTERS, Origin
 from caseclock.timeutil import to_us
-from tests.factories import T0, note, opened
+from tests.factories import T0, note, opened, resolved
 from tests.unit.live.fakes import FakeOutbox, inbound, service
 
 H = 3600 * 10**6
@@ -202,3 +202,22 @@ async def test_a_case_twice_in_a_due_batch_is_evaluated_once() -> None:
     [(p, entries)] = svc.due(clock.now, [0])
     await svc.on_due(p, entries * 3, TICK)
     assert [a["case_id"] for a in box.records("elevate-to-l2")] == ["A"]
+
+
+async def test_a_rebuild_indexes_owned_rows_only_and_resolved_cases_for_their_purge() -> None:
+    svc, store, _, _ = service(to_us(T0))
+    await svc.on_inputs(
+        [
+            inbound(opened("OPEN", 0, 1), 0),
+            inbound(opened("DONE", 0, 1), 0),
+            inbound(resolved("DONE", 0.5), 0),
+            inbound(opened("OTHER", 0, 1), 1),
+        ]
+    )
+    expected = {c: at for c, at in svc.indexes[0].items()}
+    svc.begin_rebuild([0])
+    assert sum(svc.index_row(row) for row in store.rows.values()) == 2  # partition 1 skipped
+    svc.finish_rebuild()
+    assert dict(svc.indexes[0].items()) == expected
+    assert expected["DONE"] == to_us(T0) + svc.cfg.retention_us  # its purge, not an alert
+    assert sample(svc, "caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) == 1
