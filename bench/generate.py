@@ -228,7 +228,7 @@ class _Sim:
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def _poisson_times(self, start: int, end: int, mean_gap: int) -> list[int]:
-        out = []
+        out: list[int] = []
         t = start
         while True:
             t += max(1000, round(self.rng.expovariate(1.0 / mean_gap)))
@@ -315,7 +315,7 @@ class _Sim:
                 t_re = eta + round(rng.uniform(-0.2, 2.0) * HOUR)
                 if t_set < t_re < t_end:
                     self._push(t_re, case_id, _ETA, t_re + round(rng.uniform(2, 48) * HOUR))
-            t_ack_first = t_set if t_ack_note is None else min(t_set, t_ack_note)
+            t_ack_first: int | None = t_set if t_ack_note is None else min(t_set, t_ack_note)
         else:
             t_ack_note = t_ack
             t_ack_first = t_ack

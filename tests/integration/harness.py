@@ -269,7 +269,7 @@ async def read_all(
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await c.start()
     try:
-        tps = []
+        tps: list[TopicPartition] = []
         for t in topics:
             parts = c.partitions_for_topic(t)
             if parts is None:
@@ -281,7 +281,7 @@ async def read_all(
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         end = await c.end_offsets(tps)
-        out = []
+        out: list[tuple[str, int, int, bytes | None, bytes]] = []
         deadline = time.monotonic() + give_up_after
         while time.monotonic() < deadline:
             batch = await c.getmany(timeout_ms=int(idle * 1000))

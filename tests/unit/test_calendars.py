@@ -122,7 +122,10 @@ def test_dst_autumn_business_hours_follow_the_wall_clock() -> None:
 
 def test_dst_real_elapsed_time_counts_in_the_skipped_and_repeated_hour() -> None:
     nights = cal("Europe/Berlin", sun="00:00-06:00")
-    sunday = lambda d: (local(BERLIN, f"{d}T00:00"), local(BERLIN, f"{d}T12:00"))  # noqa: E731
+
+    def sunday(d: str) -> tuple[int, int]:
+        return local(BERLIN, f"{d}T00:00"), local(BERLIN, f"{d}T12:00")
+
     assert nights.elapsed(*sunday("2026-03-22")) == 6 * H
     assert nights.elapsed(*sunday("2026-03-29")) == 5 * H  # 02:00-03:00 does not exist
     assert nights.elapsed(*sunday("2026-10-25")) == 7 * H  # 02:00-03:00 happens twice
@@ -132,7 +135,10 @@ def test_dst_real_elapsed_time_counts_in_the_skipped_and_repeated_hour() -> None
     assert nights.add(sunday("2026-10-25")[0], 4 * H) == utc("2026-10-25T02:00")
 
     whole_sunday = cal("America/New_York", sun="00:00-24:00")
-    ny = lambda d: (local(NEW_YORK, f"{d}T00:00"), local(NEW_YORK, f"{d}T23:59") + M)  # noqa: E731
+
+    def ny(d: str) -> tuple[int, int]:
+        return local(NEW_YORK, f"{d}T00:00"), local(NEW_YORK, f"{d}T23:59") + M
+
     assert whole_sunday.elapsed(*ny("2026-03-08")) == 23 * H
     assert whole_sunday.elapsed(*ny("2026-11-01")) == 25 * H
 
@@ -228,7 +234,8 @@ def test_24x7_is_the_identity() -> None:
     assert TWENTY_FOUR_SEVEN.elapsed(t, t + 7 * H + 3) == 7 * H + 3
     assert TWENTY_FOUR_SEVEN.is_open(t) and TWENTY_FOUR_SEVEN.next_open(t) == t
     # Round the clock in a DST zone is every instant too, so it takes the same fast path.
-    berlin_all = cal("Europe/Berlin", **dict.fromkeys(DAYS, "00:00-24:00"))
+    round_the_clock: dict[str, str] = dict.fromkeys(DAYS, "00:00-24:00")
+    berlin_all = cal("Europe/Berlin", (), **round_the_clock)
     assert berlin_all.always_open
     assert berlin_all.add(t, 4 * H) == t + 4 * H
 
@@ -559,13 +566,14 @@ def spec_and_start(draw: st.DrawFn) -> tuple[Spec, int]:
     if draw(st.booleans()):
         hours = [draw(day_hours()) for _ in DAYS]
     else:  # an office week: the same hours on the first n days, the rest closed
-        workday = draw(day_hours().filter(bool))
+        workday = draw(day_hours().filter(lambda h: bool(h)))
         n = draw(st.integers(1, 7))
         hours = [workday if i < n else () for i in range(7)]
     if not any(hours):
         hours[draw(st.integers(0, 6))] = ((540, 1020),)
     near = changes(zone)
-    if near and draw(st.booleans()):
+    aim_near_a_change = draw(st.booleans())
+    if near and aim_near_a_change:
         start = draw(st.sampled_from(near)) + draw(st.integers(-3 * 1440, 3 * 1440))
     else:
         start = draw(st.integers(*PERIOD))

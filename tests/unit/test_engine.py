@@ -418,9 +418,9 @@ def test_alert_id_is_a_standard_uuid5() -> None:
         name = (
             "\x1f".join([args[0], args[1], args[2], args[3], str(args[4])])
             if args[1] == "update-due"
-            else "\x1f".join(args[:3])  # type: ignore[arg-type]
+            else "\x1f".join(args[:3])
         )
-        assert alert_id(*args) == str(uuid.uuid5(ALERT_NAMESPACE, name))  # type: ignore[arg-type]
+        assert alert_id(*args) == str(uuid.uuid5(ALERT_NAMESPACE, name))
 
 
 def test_duplicate_check_ignores_matches_across_digest_boundaries() -> None:
