@@ -76,7 +76,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Table store: rocksdb:// (production) or memory:// (tests).",
     ),
     Setting("CASECLOCK_DATA_DIR", ".local/caseclock-data", "Where the RocksDB store lives."),
-    Setting("CASECLOCK_TICK_INTERVAL", "1.0", "Seconds between timer ticks (alert latency bound)."),
+    Setting(
+        "CASECLOCK_TICK_INTERVAL",
+        "1.0",
+        "Longest the timer sleeps, in seconds, when no deadline is nearer (it wakes at each "
+        "deadline); also paces the timer gauges and sets the lost-tick retry delay, "
+        "max(5 s, 5 x this).",
+    ),
     Setting("CASECLOCK_RETENTION", "7d", "How long resolved and never-opened cases are kept."),
     Setting("CASECLOCK_MAX_MESSAGE_BYTES", "65536", "Larger inbound messages are dead-lettered."),
     Setting(

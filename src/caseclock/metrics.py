@@ -113,7 +113,7 @@ ALERT_LATENESS_BUCKETS: Final = (
     1800.0,
     3600.0,
 )
-#: Wall time to handle one inbound event, in seconds.
+#: Wall time to handle the inbound messages of one agent batch, in seconds.
 EVENT_PROCESSING_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -220,8 +220,9 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_ticks_total",
         "counter",
         ("outcome",),
-        "Timer ticks re-checked against case state: fired (alert emitted), stale (state had "
-        "moved on), purged (case resolved or gone).",
+        "Due cases re-checked against case state, one per case a tick message carries: fired "
+        "(alert emitted), stale (no row, or the state had moved on), purged (a resolved or "
+        "never-opened case deleted after its retention).",
     ),
     MetricDoc(
         "caseclock_open_cases",
@@ -285,7 +286,8 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_event_processing_seconds",
         "histogram",
         (),
-        "Wall time to validate and apply one inbound message.",
+        "Wall time to handle the inbound messages of one agent batch (up to 2000, ticks "
+        "excluded): decode, validate, apply, write, and deliver their dead letters.",
     ),
 ]
 
@@ -458,7 +460,8 @@ class Metrics:
     def time_event_processing(
         self, clock: Callable[[], float] = time.perf_counter
     ) -> Iterator[None]:
-        """Context manager timing the handling of one inbound message."""
+        """Context manager observing the block's wall time in `event_processing` (the service
+        layer observes each batch of inbound messages directly)."""
         start = clock()
         try:
             yield
