@@ -220,9 +220,9 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_ticks_total",
         "counter",
         ("outcome",),
-        "Due cases re-checked against case state, one per case a tick message carries: fired "
-        "(alert emitted), stale (no row, or the state had moved on), purged (a resolved or "
-        "never-opened case deleted after its retention).",
+        "Due cases re-checked against case state, once per case named in a partition's tick "
+        "messages of an agent batch: fired (alert emitted), stale (no row, or the state had "
+        "moved on), purged (a resolved or never-opened case deleted after its retention).",
     ),
     MetricDoc(
         "caseclock_open_cases",
