@@ -242,16 +242,30 @@ def asyncapi() -> dict[str, Any]:
     add(
         TICK_TOPIC,
         "Internal: caseclock's timer ticks, co-partitioned with the inbound topics (same "
-        "partition count, same `case_id` key) so a case's timers are handled by the worker "
-        "that owns its state. Not a public interface; the payload may change in any release.",
+        "partition count). A tick names up to 500 due cases of one partition and is sent to "
+        "that partition, so the cases' timers are handled by the worker that owns their "
+        "state. Not a public interface; the payload may change in any release.",
         _message(
             "tick",
-            "An internal timer tick.",
+            "An internal timer tick: due cases of one partition.",
             {
                 "type": "object",
-                "description": "Internal timer tick (private format: the case and when it is due).",
+                "description": "Internal timer tick (private format).",
+                "properties": {
+                    "cases": {
+                        "type": "array",
+                        "description": "[case_id, deadline in microseconds since the epoch]",
+                        "items": {"type": "array", "minItems": 2, "maxItems": 2},
+                        "maxItems": 500,
+                    }
+                },
+                "required": ["cases"],
             },
-            _CASE_ID_KEY,
+            {
+                "type": "null",
+                "description": "none: the payload names the cases (all of the partition the "
+                "tick is sent to, as the case_id key of their events places them)",
+            },
         ),
         ("send", "receive"),
     )
@@ -262,8 +276,9 @@ def asyncapi() -> dict[str, Any]:
             "version": __version__,
             "description": "SLA clock service: consumes case events from Kafka and publishes "
             "acknowledgement, update and elevation alerts when they fall due. Every message is "
-            "a JSON object keyed by `case_id`. " + _TIMESTAMPS + " Payloads reference the JSON "
-            "Schema (draft 2020-12) files next to this document.",
+            "a JSON object keyed by `case_id` (internal ticks aside). "
+            + _TIMESTAMPS
+            + " Payloads reference the JSON Schema (draft 2020-12) files next to this document.",
             "license": {"name": "Apache-2.0"},
         },
         "defaultContentType": "application/json",

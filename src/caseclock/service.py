@@ -356,10 +356,26 @@ class CaseClock:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
                 await self._on_batch(events)
-            except Exception:  # never stop the stream; the handlers isolate cases already
+            except Exception:
+                # The handlers isolate cases; an error that still escapes must not lose the
+                # batch (Faust acknowledges it when this body ends). Applying a message again
+                # is harmless (the fold is idempotent), so the batch is retried one message
+                # at a time, and only a message that fails alone is given up, loudly.
                 log.exception("caseclock: failed on a batch of %d messages", len(events))
+                await self._one_by_one(events)
             finally:
                 self._events_at.clear()
+
+    async def _one_by_one(self, events: Sequence[Any]) -> None:
+        for event in events:
+            self._events_at.clear()
+            try:
+                await self._on_batch([event])
+            except Exception:
+                msg = event.message
+                log.exception(
+                    "caseclock: gave up on %s[%s]@%s", msg.topic, msg.partition, msg.offset
+                )
 
     async def _on_batch(self, events: Sequence[Any]) -> None:
         inputs: list[Inbound] = []

@@ -3,7 +3,6 @@ worker really reads and exports."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -93,22 +92,6 @@ def test_k8s_policy_configmap_is_a_valid_policy() -> None:
     (text,) = cm["data"].values()
     policy = policy_from_toml(text, "configmap")
     assert policy.plans["support-plus"].priorities == load_policy().plans["support-plus"].priorities
-
-
-def test_readme_documents_every_setting_with_its_default() -> None:
-    readme = (ROOT / "README.md").read_text()
-    for s in SETTINGS:
-        row = re.search(rf"^\| `{s.env}` \| `?([^|`]*)`? \|", readme, re.M)
-        assert row is not None, f"{s.env} missing from the README's settings table"
-        assert row.group(1).strip() == s.default, s.env
-
-
-def test_readme_documents_every_metric() -> None:
-    from caseclock.metrics import METRIC_DOCS
-
-    readme = (ROOT / "README.md").read_text()
-    for doc in METRIC_DOCS:
-        assert f"| `{doc.name}` | {doc.type} |" in readme, doc.name
 
 
 def settings_table() -> str:

@@ -417,7 +417,10 @@ def test_asyncapi_describes_every_topic() -> None:
         for ref in ch["messages"].values():
             msg = _resolve(doc, ref["$ref"])
             key = msg["bindings"]["kafka"]["key"]
-            assert key["type"] == "string" and "case_id" in key["description"]
+            if ch["address"] == TICK_TOPIC:  # one tick names many cases of its partition
+                assert key["type"] == "null" and "case_id" in key["description"]
+            else:
+                assert key["type"] == "string" and "case_id" in key["description"]
             if "$ref" in msg["payload"]:
                 payloads.add(msg["payload"]["$ref"].removeprefix("./"))
     assert payloads == set(FILES) - {ASYNCAPI_FILE}

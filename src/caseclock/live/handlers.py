@@ -20,6 +20,7 @@ be committed while they last, and giving up would lose records).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -41,8 +42,6 @@ from .ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
 
 log = logging.getLogger("caseclock")
 
-TICK_BATCH = 500
-"""Due cases per tick message (one message per partition and batch, ~150 KB at most)."""
 MAX_DUE_PER_RUN = 20_000
 """Due cases dispatched per timer run, so that a backlog yields to the event loop."""
 RETRY_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -118,8 +117,10 @@ class CaseService:
         self.indexes: dict[int, DeadlineIndex] = {}
         self.open_counts: dict[int, Counter[tuple[str, str]]] = {}
         self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
-        self.inflight: dict[tuple[int, str], int] = {}
-        """Due cases dispatched and not yet handled: (partition, case_id) -> when dispatched."""
+        self.inflight: dict[tuple[int, str], tuple[int, int]] = {}
+        """Due cases dispatched and not yet handled: (partition, case_id) -> (when first
+        dispatched, the deadline it was dispatched for). A retried dispatch carries that
+        deadline, not its retry instant, so a lost tick does not turn its points into catch-up."""
         self.rebuilt_at: dict[int, int] = {}
         """When this worker began serving each partition (its first timer run after the index
         was rebuilt): what fell due before then catches up."""
@@ -187,6 +188,23 @@ class CaseService:
         was_acked = was_open and state is not None and state.comm_first is not None
         if state is not None:
             self._count(p, state, -1)
+        try:
+            return self._apply_loaded(p, key, items, now, state, was_open, was_acked)
+        except Exception:
+            if state is not None:  # its gauge contribution is the stored row's again
+                self._count_stored(p, key)
+            raise
+
+    def _apply_loaded(
+        self,
+        p: int,
+        key: bytes,
+        items: list[tuple[Inbound, InboundEvent]],
+        now: int,
+        state: CaseState | None,
+        was_open: bool,
+        was_acked: bool,
+    ) -> list[tuple[Rejected, Origin, bytes]]:
         applied: list[InboundEvent] = []
         for _, ev in items:
             state, ok = self.engine.apply(state, ev, now)
@@ -285,9 +303,9 @@ class CaseService:
             retry = now + self.retry_us
             entries = []
             for at, case_id in popped:
-                self.inflight.setdefault((p, case_id), now)
+                _, owed = self.inflight.setdefault((p, case_id), (now, at))
                 idx.schedule(case_id, retry)
-                entries.append((case_id, at))
+                entries.append((case_id, owed))
             out.append((p, entries))
         return out
 
@@ -319,6 +337,7 @@ class CaseService:
             self.inflight.pop((partition, case_id), None)
             self.summary.add("tick")
             key = case_id.encode()
+            counted_out = False
             try:
                 loaded = self._load(partition, key)
                 if loaded is None:
@@ -326,6 +345,7 @@ class CaseService:
                     continue
                 state = loaded.state
                 self._count(partition, state, -1)
+                counted_out = True
                 if self._expired(state, loaded.touched, now):
                     self.store.delete(partition, key)
                     idx.remove(state.case_id)
@@ -337,6 +357,8 @@ class CaseService:
                 self.metrics.tick("fired" if alerts else "stale")
             except Exception:  # the re-armed retry brings this case back
                 log.exception("caseclock: failed to evaluate case %r", case_id)
+                if counted_out:
+                    self._count_stored(partition, key)
         sends = [(loaded, a) for loaded, alerts in evaluated for a in alerts]
         failures = await self._deliver_all(
             [(a.type, loaded.key, a.to_json()) for loaded, a in sends]
@@ -529,6 +551,13 @@ class CaseService:
         state, touched, _ = decode_row(row)
         return _Loaded(key, state, touched)
 
+    def _count_stored(self, partition: int, key: bytes) -> None:
+        """Add the stored row's gauge contribution back after a failure took it out."""
+        with contextlib.suppress(Exception):
+            loaded = self._load(partition, key)
+            if loaded is not None:
+                self._count(partition, loaded.state, +1)
+
     def _index(self, partition: int) -> DeadlineIndex:
         idx = self.indexes.get(partition)
         if idx is None:
@@ -556,7 +585,7 @@ class CaseService:
         A case learned late is not "overdue" here: its catch-up is one dispatch away."""
         # Dispatch times only grow and a case keeps its first one (setdefault), so the
         # first entry still in the dict is the oldest: O(1), not a scan of every dispatch.
-        oldest = next(iter(self.inflight.values()), now)
+        oldest = next(iter(self.inflight.values()), (now, now))[0]
         for p in owned:
             idx = self.indexes.get(p)
             head = None if idx is None else idx.peek()

@@ -221,3 +221,34 @@ async def test_a_rebuild_indexes_owned_rows_only_and_resolved_cases_for_their_pu
     assert dict(svc.indexes[0].items()) == expected
     assert expected["DONE"] == to_us(T0) + svc.cfg.retention_us  # its purge, not an alert
     assert sample(svc, "caseclock_open_cases", {"priority": "1", "plan": "support-plus"}) == 1
+
+
+async def test_a_retried_dispatch_carries_the_original_deadline() -> None:
+    """A tick lost on its way is re-dispatched `retry_us` later; the retry must be evaluated
+    as of the deadline it stands for, or a lost tick would turn a warning into catch-up."""
+    svc, _, box, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)  # the elevation; the ack warning is next (45 min)
+    clock.now = to_us(T0) + 2 * H
+    [(_, first)] = svc.due(clock.now, [0])  # dispatched... and lost
+    clock.now += svc.retry_us
+    [(p, retried)] = svc.due(clock.now, [0])
+    assert retried == first == [("A", to_us(T0) + round(0.75 * H))]
+    await svc.on_due(p, retried, TICK)
+    assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("warning", False)]
+
+
+async def test_a_failed_evaluation_leaves_the_gauges_as_they_were() -> None:
+    svc, _, _, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    labels = {"priority": "1", "plan": "support-plus"}
+    assert sample(svc, "caseclock_open_cases", labels) == 1
+
+    def broken(state: object, now: int, fired_at: int | None = None) -> list[object]:
+        raise RuntimeError("boom")
+
+    svc.engine.evaluate = broken  # type: ignore[method-assign,assignment]
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    assert sample(svc, "caseclock_open_cases", labels) == 1
