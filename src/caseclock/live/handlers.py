@@ -122,8 +122,9 @@ class CaseService:
         dispatched, the deadline it was dispatched for). A retried dispatch carries that
         deadline, not its retry instant, so a lost tick does not turn its points into catch-up."""
         self.rebuilt_at: dict[int, int] = {}
-        """When this worker began serving each partition (its first timer run after the index
-        was rebuilt): what fell due before then catches up."""
+        """When this worker began serving each partition: its first batch of due cases after
+        the index was rebuilt (the timer may dispatch before Faust resumes the streams, so the
+        dispatch time is too early). What fell due before then catches up."""
         self.retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
         self.timer_target: int | None = None
         """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
@@ -292,7 +293,6 @@ class CaseService:
         out: list[tuple[int, list[tuple[str, int]]]] = []
         budget = MAX_DUE_PER_RUN
         for p in sorted(owned):
-            self.rebuilt_at.setdefault(p, now)
             idx = self.indexes.get(p)
             if idx is None or budget <= 0:
                 continue
