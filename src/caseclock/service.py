@@ -69,6 +69,8 @@ Tombstones (purged cases) stay a day for workers that are behind. (An existing t
 settings: change them with kafka-configs, see docs/operations.md.)"""
 RECOVERY_STUCK_EXIT = 75
 """Exit status when recovery made no progress for its timeout (EX_TEMPFAIL: restart me)."""
+CATCH_UP_HOLD_S = 30.0
+"""Longest a newly served partition's timers wait for its input backlog to be read."""
 SUMMARY_EVERY_S = 60.0
 """One summary line per this many seconds says what the worker did."""
 
@@ -137,6 +139,12 @@ class CaseClock:
         self._events_at: dict[int, Any] = {}
         """An event of each partition in the current batch (the table's partition context)."""
         self._wake = asyncio.Event()
+        self._read: dict[tuple[str, int], int] = {}
+        """Highest offset handled per input (topic, partition)."""
+        self._catch_up: dict[int, tuple[int, dict[tuple[str, int], int]]] = {}
+        """Per newly served partition: (hold deadline, input end offsets still to be read)."""
+        self._served: set[int] = set()
+        """Partitions whose timers run: their input backlog at assignment has been read."""
         self.app = self._build_app()
         self.svc = CaseService(
             cfg, policy, self.metrics, _TableStore(self), _TopicOutbox(self), wall_us
@@ -247,6 +255,8 @@ class CaseClock:
         self._revoked_mono = time.monotonic()
         self.metrics.set_recovery_complete(False)
         self.svc.forget_partitions()
+        self._served.clear()
+        self._catch_up.clear()
 
     def _recovery(self) -> Any:
         """Faust's table recovery service (not in the public TableManager type)."""
@@ -385,7 +395,15 @@ class CaseClock:
             msg = event.message
             self._events_at[msg.partition] = event
             origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+            if msg.topic != self.cfg.tick_topic:
+                tp = (msg.topic, msg.partition)
+                if msg.offset > self._read.get(tp, -1):
+                    self._read[tp] = msg.offset
             if msg.topic == self.cfg.tick_topic:
+                if msg.partition not in self._served:
+                    # A tick from before the takeover: the rebuilt index holds its cases, and
+                    # the timer dispatches them again once the partition's input is read.
+                    continue
                 ticks.setdefault(msg.partition, []).extend(_tick_entries(msg.key, event.value))
                 tick_origin[msg.partition] = origin
             else:
@@ -411,8 +429,9 @@ class CaseClock:
                 continue
             now = wall_us()
             owned = self.owned_partitions()
+            served = await self._served_partitions(owned, now)
             try:
-                for p, entries in self.svc.due(now, owned):
+                for p, entries in self.svc.due(now, served):
                     for i in range(0, len(entries), TICK_CHUNK):
                         value = orjson.dumps({"cases": entries[i : i + TICK_CHUNK]})
                         await self.ticks.send(key=None, value=value, partition=p)
@@ -423,16 +442,78 @@ class CaseClock:
                 gauges_at = now + round(idle_s * US)
                 self.metrics.set_oldest_overdue_seconds(self.svc.timer_lag(now, owned) / US)
                 self.metrics.set_timer_index_size(sum(len(i) for i in self.svc.indexes.values()))
-            nxt = self.svc.next_deadline(owned)
+            nxt = self.svc.next_deadline(served)
             self._wake.clear()
             self.svc.timer_target = nxt
             wait = idle_s if nxt is None else min(idle_s, max(0.0, (nxt - now) / US))
+            if self._catch_up:  # look again soon: the input backlog is being read
+                wait = min(wait, 0.05)
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             else:
                 await asyncio.sleep(0)  # a backlog: yield to the agent between runs
             self.svc.timer_target = None
+
+    async def _served_partitions(self, owned: set[int], now: int) -> set[int]:
+        """The owned partitions whose timers may run.
+
+        A partition taken over (after a restart or a rebalance) may have input not yet read:
+        facts produced before the previous owner stopped, uncommitted. Evaluating its deadlines
+        first would fire alerts those facts cancel (an acknowledgement already given), a flood
+        of false breaches after an outage. So a newly served partition's timers wait until its
+        input topics are read up to their end offsets as of the takeover, for at most
+        CATCH_UP_HOLD_S (a partition whose input never catches up is served anyway)."""
+        new = owned - self._served - set(self._catch_up)
+        if new:
+            try:
+                targets = await self._input_end_offsets(new)
+            except Exception as exc:  # the broker will answer the next round
+                log.warning("caseclock: could not read input end offsets: %s", exc)
+                return owned & self._served
+            hold = now + round(CATCH_UP_HOLD_S * US)
+            for p in new:
+                self._catch_up[p] = (hold, targets.get(p, {}))
+        for p, (hold, ends) in list(self._catch_up.items()):
+            if p not in owned:
+                del self._catch_up[p]
+                continue
+            left = {tp: end for tp, end in ends.items() if self._read.get(tp, -1) + 1 < end}
+            if not left or now >= hold:
+                if left:
+                    log.warning(
+                        "caseclock: partition %s served before its input caught up (%d "
+                        "messages behind after %.0f s)",
+                        p,
+                        sum(end - self._read.get(tp, -1) - 1 for tp, end in left.items()),
+                        CATCH_UP_HOLD_S,
+                    )
+                del self._catch_up[p]
+                self._served.add(p)
+            else:
+                self._catch_up[p] = (hold, left)
+        return owned & self._served
+
+    async def _input_end_offsets(
+        self, partitions: set[int]
+    ) -> dict[int, dict[tuple[str, int], int]]:
+        """End offsets of the input topics' partitions not yet read up to, per partition."""
+        from faust.types import TP
+
+        consumer = self.app.consumer
+        tps = [TP(t, p) for t in self.cfg.input_topics for p in partitions]
+        ends = await asyncio.wait_for(consumer.highwaters(*tps), 10.0)
+        out: dict[int, dict[tuple[str, int], int]] = {p: {} for p in partitions}
+        for tp in tps:
+            end = int(ends.get(tp, 0) or 0)
+            try:
+                position = int(await consumer.position(tp) or 0)
+            except Exception:  # no position known: do not hold the partition for it
+                position = end
+            start = max(self._read.get((tp.topic, tp.partition), -1) + 1, position)
+            if start < end:
+                out[tp.partition][(tp.topic, tp.partition)] = end
+        return out
 
     async def _log_summary(self) -> None:
         now = wall_us()
