@@ -63,6 +63,7 @@ from live_support import (
     US,
     BenchDeployment,
     Broker,
+    Consumption,
     Meter,
     Probe,
     Sent,
@@ -88,7 +89,7 @@ from live_support import (
     watch_consumption,
     worker_pid,
 )
-from replay_bench import git_commit, machine_description
+from replay_bench import git, git_commit, machine_description
 
 BENCH = REPO / "bench"
 PARTS = ("ingest", "lateness", "recovery", "memory")
@@ -243,6 +244,33 @@ class Ctx:
             policy=policy,
         )
 
+    async def watch(
+        self,
+        w: WorkerProcess,
+        dep: BenchDeployment,
+        n: int,
+        *,
+        t0: float,
+        base: int = 0,
+        need_commit: bool = True,
+        meter: Meter | None = None,
+    ) -> Consumption:
+        """Wait until the worker has consumed `n` more input records (`base` already)."""
+        return await watch_consumption(
+            self.probe,
+            w,
+            app_id(dep),
+            dep.input_topics,
+            n,
+            t0=t0,
+            give_up_s=7200,
+            interval=self.sizes.poll_s,
+            metric_base=base,
+            committed_base=base,
+            need_commit=need_commit,
+            meter=meter,
+        )
+
     def meter(self, w: WorkerProcess | None = None) -> Meter:
         return Meter(worker=None if w is None else worker_pid(w), broker=self.broker.pid)
 
@@ -359,24 +387,13 @@ async def raw_ceiling(ctx: Ctx, topics: list[str], out: str, n: int, label: str)
 async def ingest_worker(ctx: Ctx, store: str, label: str, n: int) -> dict[str, Any]:
     s = ctx.sizes
     dep = ctx.deployment("ingest", store=store, policy=builtin_policy(), app=label)
-    topics = dep.input_topics
     w = WorkerProcess(dep, label)
     with running(w):
         t0 = time.monotonic()
         w.start()
         ready_s = time_to_ready(w, t0, s.ready_timeout_s)
         meter = ctx.meter(w)
-        c = await watch_consumption(
-            ctx.probe,
-            w,
-            app_id(dep),
-            topics,
-            n,
-            t0=t0,
-            give_up_s=3600,
-            interval=s.poll_s,
-            meter=meter,
-        )
+        c = await ctx.watch(w, dep, n, t0=t0, meter=meter)
         busy = c.busy or meter.done()
         text = scrape(w)
         mem = memory_kib(worker_pid(w))
@@ -639,14 +656,12 @@ async def lateness_run(ctx: Ctx, mode: str, open_cases: int) -> dict[str, Any]:
             records = idle_cases(dep, f"{name}-bg", bg_n, ctx.seed, notes=0)
             n, produce_s, _ = await produce_bulk(ctx.bootstrap, records)
             t0 = time.monotonic()
-            c = await watch_consumption(
-                ctx.probe, w, app_id(dep), topics, n, t0=t0, give_up_s=7200, need_commit=False
-            )
+            c = await ctx.watch(w, dep, n, t0=t0, need_commit=False)
             seen = n
             run["background_load"] = {
                 "events": n,
                 "produce_s": round(produce_s, 3),
-                **c.rate(1 if c.metric_done_s is not None else 2, 0),
+                **c.summary(),
             }
             run["memory_background"] = memory_kib(pid)
         rng = random.Random(ctx.seed)
@@ -663,25 +678,14 @@ async def lateness_run(ctx: Ctx, mode: str, open_cases: int) -> dict[str, Any]:
             ctx.bootstrap, (as_record(dep, d) for d in docs), keep=True
         )
         t0 = time.monotonic() - (now_us() - p0) / US
-        c = await watch_consumption(
-            ctx.probe,
-            w,
-            app_id(dep),
-            topics,
-            n,
-            t0=t0,
-            give_up_s=7200,
-            metric_base=seen,
-            committed_base=seen,
-            need_commit=False,
-        )
+        c = await ctx.watch(w, dep, n, t0=t0, base=seen, need_commit=False)
         loaded_s = c.metric_done_s if c.metric_done_s is not None else c.committed_done_s
         run["load"] = {
             "events": n,
             "produce_s": round(produce_s, 3),
             "loaded_s_after_production_start": None if loaded_s is None else round(loaded_s, 3),
             "loaded_before_first_due": loaded_s is not None and loaded_s < lead,
-            "events_per_s": c.rate(1 if c.metric_done_s is not None else 2, seen)["events_per_s"],
+            "events_per_s": c.summary(seen)["events_per_s"],
         }
         run["memory_loaded"] = memory_kib(pid)
         first_due = p0 + lead * US
@@ -762,14 +766,14 @@ async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[
         records = idle_cases(dep, "rc", k, ctx.seed, notes=notes)
         n, produce_s, _ = await produce_bulk(ctx.bootstrap, records)
         t0 = time.monotonic()
-        c = await watch_consumption(ctx.probe, w, app_id(dep), topics, n, t0=t0, give_up_s=7200)
+        c = await ctx.watch(w, dep, n, t0=t0)
         rec["load"] = {
             "events": n,
             "events_per_case": s.recovery_events_per_case,
             "what": "each case: a case-opened (P1/P2/P3 10/35/55%, customer, subject, "
             f"reported_at) and {notes} public support note(s); nothing falls due",
             "produce_s": round(produce_s, 3),
-            **c.rate(1 if c.metric_done_s is not None else 2, 0),
+            **c.summary(),
         }
         await asyncio.sleep(s.settle_s)
         loaded = memory_kib(worker_pid(w))
@@ -1031,18 +1035,8 @@ def _rel(path: Path) -> Path:
 
 
 def _dirty() -> bool | None:
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 if __name__ == "__main__":

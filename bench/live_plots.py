@@ -31,6 +31,22 @@ def _title(result: dict[str, Any]) -> str:
     )
 
 
+def _dress(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _save(plt: Any, fig: Any, result: dict[str, Any], path: Path) -> Path:
+    fig.suptitle(_title(result), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_lateness(result: dict[str, Any], path: Path) -> Path:
     plt = _pyplot()
     runs = result["lateness"]["runs"]
@@ -61,11 +77,12 @@ def plot_lateness(result: dict[str, Any], path: Path) -> Path:
         left.axhline(target, color="red", linestyle=":", label=f"target p99 {target * 1000:g} ms")
     left.set_xscale("log")
     left.set_yscale("log")
-    left.set_xlabel("open cases")
-    left.set_ylabel("alert lateness, fired_at - due_at (s)")
-    left.set_title("lateness against open cases (steady due rate; burst)")
-    left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=8)
+    _dress(
+        left,
+        "open cases",
+        "alert lateness, fired_at - due_at (s)",
+        "lateness against open cases (steady due rate; burst)",
+    )
     for r in runs:
         rows = r["series"]["rows"]
         if not rows:
@@ -78,16 +95,13 @@ def plot_lateness(result: dict[str, Any], path: Path) -> Path:
             label=f"{r['name']} ({r['shape']['deadlines_per_s']:,.0f} due/s)",
         )
     right.set_yscale("log")
-    right.set_xlabel("due_at, seconds after the first deadline")
-    right.set_ylabel("p99 lateness of the alerts due in that second (s)")
-    right.set_title("lateness over the run")
-    right.grid(True, which="both", alpha=0.3)
-    right.legend(fontsize=8)
-    fig.suptitle(_title(result), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _dress(
+        right,
+        "due_at, seconds after the first deadline",
+        "p99 lateness of the alerts due in that second (s)",
+        "lateness over the run",
+    )
+    return _save(plt, fig, result, path)
 
 
 def plot_throughput(result: dict[str, Any], path: Path) -> Path:
@@ -96,12 +110,20 @@ def plot_throughput(result: dict[str, Any], path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     labels, values, colors = [], [], []
     for r in ing["raw"]:
-        labels.append(f"raw aiokafka\n{r.get('label', '')}".strip())
+        per_cpu = r.get("events_per_cpu_s")
+        cpu = f"\n{per_cpu:,.0f} per CPU-s" if per_cpu else ""
+        labels.append(f"raw aiokafka\n{r.get('label', '')}{cpu}")
         values.append(r["events_per_s"] or 0)
         colors.append("grey")
     for store, w in ing["workers"].items():
         ratio = ing["ratio_to_raw"].get(store)
-        labels.append(f"worker {store}\n({ratio:.3f} of raw)" if ratio else f"worker {store}")
+        per_cpu = w.get("events_per_worker_cpu_s")
+        label = f"worker {store}"
+        if ratio:
+            label += f"\n({ratio:.3f} of raw)"
+        if per_cpu:
+            label += f"\n{per_cpu:,.0f} per CPU-s"
+        labels.append(label)
         values.append(w["events_per_s"] or 0)
         colors.append("tab:blue")
     bars = left.bar(range(len(values)), values, color=colors)
@@ -124,16 +146,8 @@ def plot_throughput(result: dict[str, Any], path: Path) -> Path:
         right.plot(
             *zip(*offs, strict=True), color=color, linestyle=":", label=f"{store} (committed)"
         )
-    right.set_xlabel("seconds after ready")
-    right.set_ylabel("events consumed")
-    right.set_title("consumption over time")
-    right.grid(True, alpha=0.3)
-    right.legend(fontsize=8)
-    fig.suptitle(_title(result), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _dress(right, "seconds after ready", "events consumed", "consumption over time")
+    return _save(plt, fig, result, path)
 
 
 def plot_all(result: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -380,6 +380,10 @@ class Consumption:
             out["rate_from"] = "first progress to done (too few samples for more)"
         return out
 
+    def summary(self, base: int = 0) -> dict[str, Any]:
+        """rate() from the metric when the worker exports it, else from the offsets."""
+        return self.rate(1 if self.metric_done_s is not None else 2, base)
+
 
 async def watch_consumption(
     probe: Probe,

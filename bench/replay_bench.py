@@ -65,11 +65,11 @@ TARGET_BYTES_PER_CASE = 1024
 # --- environment -----------------------------------------------------------------------------
 
 
-def git_commit() -> str | None:
-    """The short commit of the checkout (None outside git); shared with live_bench.py."""
+def git(*args: str) -> str | None:
+    """The stripped output of a git command in the checkout (None when git fails)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", *args],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -78,7 +78,12 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The short commit of the checkout (None outside git); shared with live_bench.py."""
+    return git("rev-parse", "--short", "HEAD") or None
 
 
 def _cpu_model() -> str | None:
