@@ -65,10 +65,11 @@ TARGET_BYTES_PER_CASE = 1024
 # --- environment -----------------------------------------------------------------------------
 
 
-def _git_commit() -> str | None:
+def git(*args: str) -> str | None:
+    """The stripped output of a git command in the checkout (None when git fails)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", *args],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -77,7 +78,12 @@ def _git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The short commit of the checkout (None outside git); shared with live_bench.py."""
+    return git("rev-parse", "--short", "HEAD") or None
 
 
 def _cpu_model() -> str | None:
@@ -100,17 +106,20 @@ def _mem_total_kib() -> int | None:
     return None
 
 
-def _rss_now_kib() -> int | None:
+def rss_kib(pid: int | str = "self", field: str = "VmRSS") -> int | None:
+    """Resident memory of a process in KiB (VmRSS, or VmHWM for its peak); None when
+    unreadable (the process is gone, or this is not Linux)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return None
 
 
-def _machine() -> dict[str, Any]:
+def machine_description() -> dict[str, Any]:
+    """What the figures were measured on; shared with live_bench.py."""
     return {
         "nproc": os.cpu_count(),
         "cpu_model": _cpu_model(),
@@ -203,7 +212,7 @@ def _replay(path: Path, policy: Policy) -> tuple[dict[str, Any], Replayer]:
         "us_per_event_wall": round(wall / lines * 1e6, 2),
         "peak_rss_kib_before": rss_before,
         "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "rss_kib_after": _rss_now_kib(),
+        "rss_kib_after": rss_kib(),
         "cases_in_memory": len(states),
         "open_cases_at_end": open_cases,
         "scheduled_at_end": len(r.index),
@@ -606,10 +615,10 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "caseclock replay (decode_event + Replayer.feed + finish) and memory/case",
         "started_at": started.isoformat(timespec="seconds"),
         "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": _git_commit(),
+        "caseclock_commit": git_commit(),
         "python": sys.version.replace("\n", " "),
         "python_implementation": platform.python_implementation(),
-        "machine": _machine(),
+        "machine": machine_description(),
         "pinning": pinning,
         "gc": "default (enabled, thresholds " + str(gc.get_threshold()) + ")",
         "parameters": {

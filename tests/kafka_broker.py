@@ -159,7 +159,9 @@ class _LocalStopper:
 
 
 @contextlib.contextmanager
-def _local_broker(attempts: int = 3) -> Iterator[str]:
+def local_broker(attempts: int = 3) -> Iterator[str]:
+    """Start `local-kafka.sh` on a free port pair, yield its bootstrap, stop it on exit (also
+    used by bench/live_bench.py, which wants a broker of its own whatever the environment)."""
     for attempt in range(1, attempts + 1):
         port, controller_port = free_port_pair()
         stop = _LocalStopper(port, controller_port)
@@ -204,7 +206,7 @@ def broker(timeout: float = 60.0) -> Iterator[str]:
     if backend not in {"auto", "docker", "local"}:
         raise ValueError(f"CASECLOCK_KAFKA_BACKEND={backend!r}: expected auto, docker or local")
     use_docker = backend == "docker" or (backend == "auto" and docker_available())
-    cm = _container_broker() if use_docker else _local_broker()
+    cm = _container_broker() if use_docker else local_broker()
     with cm as bootstrap:
         wait_for_broker(bootstrap, timeout)
         yield bootstrap
