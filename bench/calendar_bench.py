@@ -39,7 +39,7 @@ import orjson
 
 from caseclock.calendars import Calendar, parse_calendars
 from caseclock.timeutil import to_us
-from replay_bench import _git_commit, _machine, _pin
+from replay_bench import _pin, git_commit, machine_description
 
 BENCH = Path(__file__).resolve().parent
 H = 3600 * 10**6
@@ -189,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "caseclock Calendar.add / Calendar.elapsed per second",
         "started_at": started.isoformat(timespec="seconds"),
         "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": _git_commit(),
+        "caseclock_commit": git_commit(),
         "python": sys.version.replace("\n", " "),
         "python_implementation": platform.python_implementation(),
-        "machine": _machine(),
+        "machine": machine_description(),
         "pinning": pinning,
         "parameters": {
             "n": args.n,
