@@ -602,7 +602,7 @@ class Membership:
     """Applies membership changes to a set of workers and measures how long until the group
     settled again (Coverage.settled): ``kill`` (SIGKILL), ``stop`` (SIGTERM, graceful),
     ``start``, ``restart`` (SIGKILL and start at once, as a supervisor restarts a crashed
-    pod). The time of a kill is taken once the process is dead."""
+    pod). A kill counts from when the process is dead, a stop from its SIGTERM."""
 
     def __init__(self, workers: Sequence[WorkerProcess], coverage: Coverage) -> None:
         self.by_name = {w.name: w for w in workers}
@@ -615,13 +615,14 @@ class Membership:
     def apply(self, kind: str, name: str, settle_timeout: float = 240.0) -> Change:
         w = self.by_name[name]
         before = self.stalls()
-        if kind in ("kill", "restart"):
-            w.kill()
-        elif kind == "stop":
-            w.stop()
-        elif kind != "start":
+        if kind not in ("kill", "restart", "stop", "start"):
             raise ValueError(f"unknown membership change {kind!r}")
         change = Change(kind, name, now_us())
+        if kind in ("kill", "restart"):
+            w.kill()
+            change.at_us = now_us()  # once it is dead: a SIGKILL takes no time to act
+        elif kind == "stop":
+            w.stop()  # timed from the SIGTERM: the group may rebalance while it shuts down
         if kind in ("start", "restart"):
             w.start()
         hit = self.coverage.wait(
