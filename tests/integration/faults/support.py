@@ -42,6 +42,8 @@ from tests.integration.harness import (
     OutageReport,
     Sent,
     WorkerProcess,
+    check_faults,
+    describe,
     due,
     expected_alerts,
     fired,
@@ -50,7 +52,9 @@ from tests.integration.harness import (
     load_test_policy,
     now_us,
     percentile,
+    read_alerts,
     run,
+    sleep_until,
     topic_partitions,
 )
 
@@ -105,6 +109,30 @@ def elapsed_s(since_us: int, until_us: int | None = None) -> float:
 # --- the load ----------------------------------------------------------------------------------
 
 
+class AsyncThread:
+    """A coroutine (`_run`, to be written by subclasses) run in a thread of its own, for the
+    test's thread to start, stop (`_stop`) and check (`error`) while it does other things."""
+
+    def __init__(self, name: str) -> None:
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as e:
+            self.error = e
+
+    def _join(self, timeout: float) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
 @dataclass
 class Outgoing:
     topic: str
@@ -114,7 +142,7 @@ class Outgoing:
     label: str
 
 
-class LoadGenerator:
+class LoadGenerator(AsyncThread):
     """A ticketing system feeding one deployment from a background thread, like a steady
     support desk: `rate` messages per second over many cases, new cases at `new_cases_per_s`
     (P1, P2, P3), and for open cases neutral notes, communications (public support notes,
@@ -167,15 +195,13 @@ class LoadGenerator:
         self.sent: list[Sent] = []
         self.counts: Counter[str] = Counter()
         self.marks: dict[TopicPartition, int] = {}
-        self.error: BaseException | None = None
         self._seq = 0
         self._extra_at = 0
         self._extra_lock = threading.Lock()
         self._quiet = threading.Event()
         self._quiet_ack = threading.Event()
         self._quiet_marks: dict[TopicPartition, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=f"load-{stem}", daemon=True)
+        super().__init__(f"load-{stem}")
 
     # --- control (from the test's thread) --------------------------------------------------
 
@@ -211,27 +237,27 @@ class LoadGenerator:
             return self._extra_at >= len(self.extra)
 
     def stop(self, timeout: float = 180.0) -> list[Sent]:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._join(timeout)
         assert not self._thread.is_alive(), "the load generator did not stop"
         self.check()
         return list(self.sent)
 
-    def __enter__(self) -> LoadGenerator:
-        return self.start()
+    def finish(self, tail_s: float) -> tuple[list[Sent], int, list[dict[str, Any]]]:
+        """Stop the load, let the deadlines of the next `tail_s` seconds fall due, and read
+        every alert copy: (what was sent, the cut-off, the live alerts)."""
+        sent = self.stop()
+        cutoff = now_us() + round(tail_s * US)
+        sleep_until(cutoff)
+        return sent, cutoff, run(read_alerts(self.dep.bootstrap, self.dep, idle=0.5))
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(180)
+    def figures(self) -> dict[str, Any]:
+        return {
+            "messages_sent": len(self.sent),
+            "cases": len(self.cases),
+            "load": dict(self.counts),
+        }
 
     # --- the producing thread --------------------------------------------------------------
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as e:
-            self.error = e
 
     async def _run(self) -> None:
         producer = AIOKafkaProducer(
@@ -668,6 +694,39 @@ def after_resolution(
 ) -> list[Mapping[str, Any]]:
     """Live alerts due after their case was resolved (there must be none)."""
     return [a for a in live if a["case_id"] in resolved and due(a) > resolved[a["case_id"]]]
+
+
+def compare_with_replay(
+    dep: Deployment,
+    sent: Sequence[Sent],
+    live: Sequence[Mapping[str, Any]],
+    figures: Figures,
+    *,
+    t0_us: int,
+    cutoff_us: int,
+    faults_us: Sequence[int] = (),
+    outages: Sequence[tuple[int, int]] = (),
+    logs: Iterable[Path] = (),
+) -> tuple[list[dict[str, Any]], OutageReport]:
+    """The live alerts against replay of the exact bytes `sent` (harness.check_faults, with
+    what was sent for a failing case), and none due after its case was resolved; records
+    alert_figures and the resolutions. Returns replay's alerts and the report."""
+    expected = expected_for(dep, sent, cutoff_us)
+    report = check_faults(
+        live,
+        expected,
+        t0_us=t0_us,
+        faults_us=faults_us,
+        cutoff_us=cutoff_us,
+        context="worker logs: " + ", ".join(map(str, logs)),
+        explain=history(sent, t0_us),
+    )
+    figures.update(**alert_figures(live, expected, report, cutoff_us=cutoff_us, outages=outages))
+    resolved = resolutions(dep, sent)
+    late_ones = after_resolution(live, resolved)
+    figures.update(resolved_cases=len(resolved), alerts_after_resolution=len(late_ones))
+    assert not late_ones, describe(late_ones, t0_us)
+    return expected, report
 
 
 def history(sent: Sequence[Sent], t0_us: int) -> Callable[[str], str]:

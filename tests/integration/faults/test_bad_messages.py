@@ -41,10 +41,8 @@ from tests.integration.faults.support import (
     Figures,
     LoadGenerator,
     Outgoing,
-    alert_figures,
+    compare_with_replay,
     elapsed_s,
-    expected_for,
-    history,
     run_checks,
     scaled,
     staged_fault,
@@ -55,7 +53,6 @@ from tests.integration.harness import (
     Deployment,
     Sent,
     WorkerProcess,
-    check_faults,
     load_test_policy,
     metric_samples,
     now_us,
@@ -369,17 +366,9 @@ def test_bad_messages(
         )
 
     def alerts_are_replays() -> None:
-        expected = expected_for(dep, valid, cutoff)
-        report = check_faults(
-            live,
-            expected,
-            t0_us=t0,
-            faults_us=[],
-            cutoff_us=cutoff,
-            context=f"worker log: {worker.log_path}",
-            explain=history(valid, t0),
+        compare_with_replay(
+            dep, valid, live, figures, t0_us=t0, cutoff_us=cutoff, logs=[worker.log_path]
         )
-        figures.update(**alert_figures(live, expected, report, cutoff_us=cutoff))
 
     try:
         run_checks(

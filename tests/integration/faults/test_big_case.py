@@ -30,12 +30,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.integration.faults.support import (
     FAULT_POLICY,
+    AsyncThread,
     Figures,
     LoadGenerator,
-    alert_figures,
+    compare_with_replay,
     elapsed_s,
-    expected_for,
-    history,
     run_checks,
     scaled,
     staged_fault,
@@ -46,7 +45,6 @@ from tests.integration.harness import (
     Deployment,
     Sent,
     WorkerProcess,
-    check_faults,
     due,
     iso,
     lateness_s,
@@ -67,36 +65,23 @@ SEED_S = 5.0
 TAIL_S = 5.0
 
 
-class RowWatch:
+class RowWatch(AsyncThread):
     """Tails one changelog partition in a thread: how many rows were stored for `key`, the
     largest and the latest; `over` is set when one exceeds `bound`."""
 
     def __init__(self, bootstrap: str, topic: str, partition: int, key: bytes, bound: int) -> None:
-        self.bootstrap, self.tp, self.key, self.bound = (
-            bootstrap,
-            TopicPartition(topic, partition),
-            key,
-            bound,
-        )
+        super().__init__("row-watch")
+        self.bootstrap, self.tp = bootstrap, TopicPartition(topic, partition)
+        self.key, self.bound = key, bound
         self.rows = self.largest = self.latest = 0
         self.over = threading.Event()
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="row-watch", daemon=True)
 
     def __enter__(self) -> RowWatch:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as e:
-            self.error = e
+        self._join(60)
 
     async def _run(self) -> None:
         c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
@@ -259,17 +244,9 @@ def test_big_case(
         assert applied == mine, f"{applied} notes applied, {mine} sent"
 
     def alerts_are_replays() -> None:
-        expected = expected_for(dep, sent, cutoff)
-        report = check_faults(
-            live,
-            expected,
-            t0_us=t0,
-            faults_us=[],
-            cutoff_us=cutoff,
-            context=f"worker log: {worker.log_path}",
-            explain=history(sent, t0),
+        compare_with_replay(
+            dep, sent, live, figures, t0_us=t0, cutoff_us=cutoff, logs=[worker.log_path]
         )
-        figures.update(**alert_figures(live, expected, report, cutoff_us=cutoff))
         during = [
             a for a in live if fw.start_us <= due(a) <= fw.recovered_us and a["case_id"] != BIG
         ]

@@ -29,26 +29,17 @@ from tests.integration.faults.support import (
     Coverage,
     Figures,
     LoadGenerator,
-    after_resolution,
-    alert_figures,
+    compare_with_replay,
     elapsed_s,
-    expected_for,
-    history,
-    resolutions,
     staged_fault,
 )
 from tests.integration.harness import (
-    US,
     Deployment,
     WorkerProcess,
-    check_faults,
     describe,
     due,
     fired,
     now_us,
-    read_alerts,
-    run,
-    sleep_until,
 )
 from tests.kafka_broker import local_broker
 
@@ -80,22 +71,16 @@ def test_broker_restart(unique_prefix: str, tmp_path: Path, figures: Figures) ->
                     back = coverage.wait(coverage.settled, up_us, 180, "the worker serving again")
                     fw.recovered_us = back.at_us
                 time.sleep(FULL_S)
-                sent = load.stop()
-                cutoff = now_us() + round(TAIL_S * US)
-                sleep_until(cutoff)
-                live = run(read_alerts(dep.bootstrap, dep, idle=0.5))
+                sent, cutoff, live = load.finish(TAIL_S)
                 assert worker.alive(), worker.log_tail()
         finally:
             load.stop()
             worker.stop()
 
-    expected = expected_for(dep, sent, cutoff)
     outage = (fw.start_us, fw.end_us)
     after = [fired(a) for a in live if fired(a) >= up_us]
     figures.update(
-        messages_sent=len(sent),
-        cases=len(load.cases),
-        load=dict(load.counts),
+        **load.figures(),
         broker_stop_s=elapsed_s(fw.start_us, down_us),
         broker_down_s=elapsed_s(down_us, up_us),
         broker_start_s=elapsed_s(up_us, started_us),
@@ -105,20 +90,17 @@ def test_broker_restart(unique_prefix: str, tmp_path: Path, figures: Figures) ->
         fault=fw.figures(t0),
         stalls=worker.restarts,
     )
-    report = check_faults(
+    expected, _ = compare_with_replay(
+        dep,
+        sent,
         live,
-        expected,
+        figures,
         t0_us=t0,
-        faults_us=[fw.start_us],
         cutoff_us=cutoff,
-        context=f"worker log: {worker.log_path}",
-        explain=history(sent, t0),
+        faults_us=[fw.start_us],
+        outages=[outage],
+        logs=[worker.log_path],
     )
-    figures.update(**alert_figures(live, expected, report, cutoff_us=cutoff, outages=[outage]))
-    resolved = resolutions(dep, sent)
-    late_ones = after_resolution(live, resolved)
-    figures.update(resolved_cases=len(resolved), alerts_after_resolution=len(late_ones))
-    assert not late_ones, describe(late_ones, t0)
     # Deadlines fell due while the broker was down, and came out once it was back.
     during = [a for a in expected if down_us < due(a) <= up_us]
     figures.update(alerts_due_while_broker_down=len(during))

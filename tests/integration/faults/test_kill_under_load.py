@@ -26,25 +26,15 @@ from tests.integration.faults.support import (
     Figures,
     LoadGenerator,
     Membership,
-    after_resolution,
-    alert_figures,
-    expected_for,
-    history,
-    resolutions,
+    compare_with_replay,
     scaled,
     staged_fault,
 )
 from tests.integration.harness import (
-    US,
     Deployment,
     WorkerProcess,
-    check_faults,
-    describe,
     due,
     now_us,
-    read_alerts,
-    run,
-    sleep_until,
 )
 
 KILLS = scaled(3)
@@ -74,40 +64,31 @@ def test_kill_under_load(
                     fw.start_us, fw.recovered_us = change.at_us, change.settled_us
                 windows.append(fw)
             time.sleep(FULL_S)
-            sent = load.stop()
-            cutoff = now_us() + round(TAIL_S * US)
-            sleep_until(cutoff)
-            live = run(read_alerts(dep.bootstrap, dep, idle=0.5))
+            sent, cutoff, live = load.finish(TAIL_S)
             assert worker.alive(), worker.log_tail()
             stalls = members.stalls()
     finally:
         load.stop()
         worker.stop()
 
-    expected = expected_for(dep, sent, cutoff)
     outages = [(fw.start_us, fw.end_us) for fw in windows]
     figures.update(
         kills=KILLS,
-        messages_sent=len(sent),
-        cases=len(load.cases),
-        load=dict(load.counts),
+        **load.figures(),
         faults=[fw.figures(t0) for fw in windows],
         stalls=stalls,
     )
-    report = check_faults(
+    expected, report = compare_with_replay(
+        dep,
+        sent,
         live,
-        expected,
+        figures,
         t0_us=t0,
-        faults_us=[start for start, _ in outages],
         cutoff_us=cutoff,
-        context=f"worker log: {worker.log_path}",
-        explain=history(sent, t0),
+        faults_us=[start for start, _ in outages],
+        outages=outages,
+        logs=[worker.log_path],
     )
-    figures.update(**alert_figures(live, expected, report, cutoff_us=cutoff, outages=outages))
-    resolved = resolutions(dep, sent)
-    late_ones = after_resolution(live, resolved)
-    figures.update(resolved_cases=len(resolved), alerts_after_resolution=len(late_ones))
-    assert not late_ones, describe(late_ones, t0)
     # The scenario did what it is for: alerts fell due in every outage, and came out.
     for start, end in outages:
         assert any(start < due(a) <= end for a in expected), f"nothing fell due in {start}-{end}"

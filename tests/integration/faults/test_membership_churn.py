@@ -29,21 +29,14 @@ from tests.integration.faults.support import (
     Figures,
     LoadGenerator,
     Membership,
-    alert_figures,
-    expected_for,
-    history,
+    compare_with_replay,
     scaled,
     staged_fault,
 )
 from tests.integration.harness import (
-    US,
     Deployment,
     WorkerProcess,
-    check_faults,
     now_us,
-    read_alerts,
-    run,
-    sleep_until,
 )
 
 PARTITIONS = 6
@@ -94,10 +87,7 @@ def test_membership_churn(
                 for kind, name in itertools.islice(itertools.cycle(PLAN), CHANGES):
                     members.apply(kind, name)
                 fw.recovered_us = now_us()
-            sent = load.stop()
-            cutoff = now_us() + round(TAIL_S * US)
-            sleep_until(cutoff)
-            live = run(read_alerts(dep.bootstrap, dep, idle=0.5))
+            sent, cutoff, live = load.finish(TAIL_S)
             running = {w.name for w in workers if w.alive()}
             gaps = coverage.longest_gaps()
     finally:
@@ -115,26 +105,20 @@ def test_membership_churn(
         longest_unserved_s_per_partition=gaps,
         stalls=sum(c.stalls for c in changes),
         stalls_per_change=round(sum(c.stalls for c in changes) / len(changes), 3),
-        messages_sent=len(sent),
-        cases=len(load.cases),
-        load=dict(load.counts),
+        **load.figures(),
         churn=fw.figures(t0),
     )
     expected_running = {"w1", "w2", "w3"}
     assert running == expected_running, f"running at the end: {sorted(running)}"
-    expected = expected_for(dep, sent, cutoff)
-    report = check_faults(
+    compare_with_replay(
+        dep,
+        sent,
         live,
-        expected,
+        figures,
         t0_us=t0,
-        faults_us=[c.at_us for c in changes],
         cutoff_us=cutoff,
-        context="worker logs: " + ", ".join(str(w.log_path) for w in workers),
-        explain=history(sent, t0),
-    )
-    figures.update(
-        **alert_figures(
-            live, expected, report, cutoff_us=cutoff, outages=[(fw.start_us, fw.end_us)]
-        )
+        faults_us=[c.at_us for c in changes],
+        outages=[(fw.start_us, fw.end_us)],
+        logs=[w.log_path for w in workers],
     )
     print(f"\nmembership churn: {figures.values}")
