@@ -48,7 +48,6 @@ from tests.integration.harness import (
     expected_alerts,
     fired,
     iso,
-    lateness_s,
     load_test_policy,
     now_us,
     percentile,
@@ -763,22 +762,31 @@ def alert_figures(
     outages: Sequence[tuple[int, int]] = (),
 ) -> dict[str, Any]:
     """Alerts expected (replay, due before the compared horizon) and delivered, repeats,
-    catch-ups and what they stood for, and lateness (fired - due) of the alerts due while the
-    service was up: outside every (start - margin, end) of `outages` (an alert due just before
-    a fault may not have been evaluated yet when it struck)."""
+    catch-ups and what they stood for, and the lateness of the alerts that fell due while the
+    service was up (outside every (start - margin, end) of `outages`: an alert due just before
+    a fault may not have been evaluated when it struck). Lateness is measured from when replay
+    fires the alert: its due_at, or the fact that made it due when that came later (a priority
+    raised after the deadline), as the worker's own lateness histogram does."""
     upto = cutoff_us - MARGIN_US
-    compared = {a["alert_id"] for a in expected if due(a) <= upto}
+    when = {a["alert_id"]: fired(a) for a in expected if due(a) <= upto}
     first: dict[str, Mapping[str, Any]] = {}
     for a in sorted(live, key=fired):
         first.setdefault(a["alert_id"], a)
-    up = [
-        lateness_s(a)
+
+    def late(a: Mapping[str, Any]) -> float:
+        return (fired(a) - when[a["alert_id"]]) / US
+
+    up_alerts = [
+        a
         for a in first.values()
-        if due(a) <= upto and not any(s - MARGIN_US <= due(a) <= e for s, e in outages)
+        if a["alert_id"] in when
+        and not any(s - MARGIN_US <= when[a["alert_id"]] <= e for s, e in outages)
     ]
+    up = [late(a) for a in up_alerts]
+    worst = max(up_alerts, key=late, default=None)
     return {
-        "alerts_expected": len(compared),
-        "alerts_delivered": len(compared & set(first)),
+        "alerts_expected": len(when),
+        "alerts_delivered": len(when.keys() & first.keys()),
         "stood_for_by_catch_up": report.skipped,
         "alert_copies": len(live),
         "repeats": report.repeats,
@@ -788,6 +796,9 @@ def alert_figures(
             "p50": round(percentile(up, 50), 3) if up else None,
             "p99": round(percentile(up, 99), 3) if up else None,
             "max": round(max(up), 3) if up else None,
+            "latest": None
+            if worst is None
+            else {k: worst[k] for k in ("case_id", "type", "stage", "due_at", "fired_at")},
         },
     }
 

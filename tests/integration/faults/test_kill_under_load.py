@@ -63,7 +63,7 @@ def test_kill_under_load(
                     change = members.apply("restart", worker.name)
                     fw.start_us, fw.recovered_us = change.at_us, change.settled_us
                 windows.append(fw)
-            time.sleep(FULL_S)
+            time.sleep(FULL_S / 2)
             sent, cutoff, live = load.finish(TAIL_S)
             assert worker.alive(), worker.log_tail()
             stalls = members.stalls()
