@@ -94,9 +94,9 @@ def bench_broker(bootstrap: str | None) -> Iterator[Broker]:
         wait_for_broker(bootstrap)
         yield Broker(bootstrap, False, local_broker_pid(bootstrap))
         return
-    with local_broker() as started:
-        wait_for_broker(started)
-        yield Broker(started, True, local_broker_pid(started))
+    with local_broker() as kafka:
+        wait_for_broker(kafka.bootstrap)
+        yield Broker(kafka.bootstrap, True, local_broker_pid(kafka.bootstrap))
 
 
 # --- workers -----------------------------------------------------------------------------------

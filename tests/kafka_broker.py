@@ -8,6 +8,10 @@
    on a free port pair, stopped on exit (also on exceptions, Ctrl-C, and via atexit).
 
 ``CASECLOCK_KAFKA_BACKEND=docker|local`` forces one of the last two.
+
+``local_broker()`` always starts a broker of the caller's own with ``local-kafka.sh`` and
+yields a :class:`LocalKafka` that can be stopped and started again keeping its data (for tests
+of a broker restart).
 """
 
 from __future__ import annotations
@@ -135,62 +139,86 @@ def _script_env(port: int, controller_port: int) -> dict[str, str]:
     return env
 
 
-class _LocalStopper:
-    """Idempotent `local-kafka.sh stop` for one port pair (also registered with atexit)."""
+class LocalKafka:
+    """One `local-kafka.sh` broker on its own port pair, which its owner may stop and start
+    again on the same ports with its data kept (`halt` / `resume`: a broker restart, as its
+    clients see it). `stop` removes it and its data for good; it is idempotent."""
 
     def __init__(self, port: int, controller_port: int) -> None:
+        self.port = port
+        self.controller_port = controller_port
         self.env = _script_env(port, controller_port)
+        self.bootstrap = f"127.0.0.1:{port}"
         self._lock = threading.Lock()
-        self._done = False
+        self._stopped = False
 
-    def __call__(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
-        subprocess.run(
-            ["bash", str(LOCAL_KAFKA), "stop"],
+    def _script(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(LOCAL_KAFKA), *args],
             env=self.env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            # stderr (progress, log tail) goes to the terminal
+            stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+            text=True,
             check=False,
-            timeout=120,
+            timeout=None if capture else 120,
         )
+
+    def start(self, keep_data: bool = False) -> int:
+        """`local-kafka.sh start`; returns its exit status (PORT_BUSY_EXIT: nothing started)."""
+        return self._script(
+            "start", *(["--keep-data"] if keep_data else []), capture=True
+        ).returncode
+
+    def halt(self) -> None:
+        """Controlled shutdown, keeping the data dir for :meth:`resume`."""
+        self._script("stop", "--keep-data")
+
+    def resume(self, timeout: float = 90.0) -> None:
+        """Start again on the same ports and data; returns once a client round trip works."""
+        rc = self.start(keep_data=True)
+        if rc != 0:
+            raise BrokerUnavailable(f"local-kafka.sh start --keep-data failed (exit {rc})")
+        wait_for_broker(self.bootstrap, timeout)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._script("stop")
 
 
 @contextlib.contextmanager
-def local_broker(attempts: int = 3) -> Iterator[str]:
-    """Start `local-kafka.sh` on a free port pair, yield its bootstrap, stop it on exit (also
-    used by bench/live_bench.py, which wants a broker of its own whatever the environment)."""
+def local_broker(attempts: int = 3) -> Iterator[LocalKafka]:
+    """A `local-kafka.sh` broker of the caller's own on a free port pair, stopped on exit."""
     for attempt in range(1, attempts + 1):
-        port, controller_port = free_port_pair()
-        stop = _LocalStopper(port, controller_port)
-        atexit.register(stop)  # fallback if the finally below never runs
+        kafka = LocalKafka(*free_port_pair())
+        atexit.register(kafka.stop)  # fallback if the finally below never runs
         started = True  # until we know better: an interrupted start is cleaned up
         try:
-            proc = subprocess.run(
-                ["bash", str(LOCAL_KAFKA), "start"],
-                env=stop.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,  # stderr (progress, log tail) goes to the terminal
-                text=True,
-                check=False,
-            )
+            rc = kafka.start()
             # Port taken by someone else between our pick and the start: nothing of ours runs.
-            started = proc.returncode != PORT_BUSY_EXIT
-            if proc.returncode == 0:
-                yield proc.stdout.strip().splitlines()[-1]
+            started = rc != PORT_BUSY_EXIT
+            if rc == 0:
+                yield kafka
                 return
             if not started and attempt < attempts:
                 continue
             raise BrokerUnavailable(
-                f"{LOCAL_KAFKA.relative_to(REPO_ROOT)} start failed (exit {proc.returncode}); "
+                f"{LOCAL_KAFKA.relative_to(REPO_ROOT)} start failed (exit {rc}); "
                 "see its output above"
             )
         finally:
             if started:
-                stop()
-            atexit.unregister(stop)
+                kafka.stop()
+            atexit.unregister(kafka.stop)
+
+
+@contextlib.contextmanager
+def _local_broker(attempts: int = 3) -> Iterator[str]:
+    with local_broker(attempts) as kafka:
+        yield kafka.bootstrap
 
 
 @contextlib.contextmanager
@@ -206,7 +234,7 @@ def broker(timeout: float = 60.0) -> Iterator[str]:
     if backend not in {"auto", "docker", "local"}:
         raise ValueError(f"CASECLOCK_KAFKA_BACKEND={backend!r}: expected auto, docker or local")
     use_docker = backend == "docker" or (backend == "auto" and docker_available())
-    cm = _container_broker() if use_docker else local_broker()
+    cm = _container_broker() if use_docker else _local_broker()
     with cm as bootstrap:
         wait_for_broker(bootstrap, timeout)
         yield bootstrap

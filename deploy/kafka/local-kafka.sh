@@ -6,6 +6,10 @@
 #   deploy/kafka/local-kafka.sh status   # exit 0 when running, 3 when not
 #   deploy/kafka/local-kafka.sh stop     # controlled shutdown, then remove the data dir
 #
+#   stop --keep-data    controlled shutdown only: the data dir and config stay, for ...
+#   start --keep-data   ... a start on the same ports with the same data (topics, offsets,
+#                       groups), as after a broker restart; formats only when no data exists
+#
 # Environment:
 #   CASECLOCK_LOCAL_DIR    state root (default <repo>/.local, gitignored)
 #   KAFKA_VERSION          org.apache.kafka:kafka_2.13 version (default below)
@@ -317,21 +321,27 @@ cmd_start() {
         fi
     done
 
-    rm -rf "$DATA_DIR"
-    mkdir -p "$DATA_DIR"
+    local reuse=0
+    if [[ "$KEEP_DATA" == 1 && -f "$DATA_DIR/logs/meta.properties" && -f "$PROPS" ]]; then
+        reuse=1
+        say "restarting on the kept data in $DATA_DIR"
+    else
+        rm -rf "$DATA_DIR"
+        mkdir -p "$DATA_DIR"
+        write_server_properties
+        : >"$LOG_FILE"
+    fi
     write_server_log4j
-    write_server_properties
-    : >"$LOG_FILE"
 
     # Cluster id: 16 random bytes, base64url without padding (what `StorageTool random-uuid` does).
     # One starting with '-' would be parsed as an option by the storage tool (about 1 start in
     # 64), so draw again, as Kafka's own Uuid generator does.
     local cluster_id
     cluster_id="-"
-    while [[ $cluster_id == -* ]]; do
+    while [[ $reuse == 0 && $cluster_id == -* ]]; do
         cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     done
-    if ! java -Dlog4j2.configurationFile="$LOG4J_TOOL" -cp "$(java_cp)" \
+    if [[ $reuse == 0 ]] && ! java -Dlog4j2.configurationFile="$LOG4J_TOOL" -cp "$(java_cp)" \
         kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >>"$LOG_FILE" 2>&1; then
         tail_log 20
         die "formatting $DATA_DIR failed"
@@ -382,7 +392,12 @@ cmd_stop() {
     else
         say "no broker running on $BOOTSTRAP"
     fi
-    rm -f "$PID_FILE" "$PROPS" "$LOG4J_SERVER"
+    rm -f "$PID_FILE"
+    if [[ "$KEEP_DATA" == 1 ]]; then
+        say "kept $DATA_DIR for a start --keep-data"
+        return 0
+    fi
+    rm -f "$PROPS" "$LOG4J_SERVER"
     rm -rf "$DATA_DIR"
     # keep this run's log for post-mortems; prune logs of old runs (random test ports pile up)
     find "$RUN_DIR" -maxdepth 1 -name 'kafka-*.log' -mmin +1440 -delete 2>/dev/null || true
@@ -399,13 +414,20 @@ cmd_status() {
     return 3
 }
 
+KEEP_DATA=0
+if [[ "${2:-}" == --keep-data && ( "${1:-}" == start || "${1:-}" == stop ) ]]; then
+    KEEP_DATA=1
+elif [[ -n "${2:-}" ]]; then
+    echo "usage: $0 {start|stop} [--keep-data]" >&2
+    exit 2
+fi
 case "${1:-}" in
     fetch) cmd_fetch ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     *)
-        echo "usage: $0 {fetch|start|stop|status}   (see the header of this script for env vars)" >&2
+        echo "usage: $0 {fetch|start|stop|status} [--keep-data]   (see the header of this script for env vars)" >&2
         exit 2
         ;;
 esac

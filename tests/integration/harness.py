@@ -13,9 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,8 @@ class Deployment:
     session_timeout: float = 8.0
     recovery_timeout: float = 20.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    policy: str = FAST_POLICY
+    """The policy file's text (TOML), written to the workdir once."""
 
     @property
     def app_id(self) -> str:
@@ -99,7 +102,7 @@ class Deployment:
     def policy_path(self) -> Path:
         p = self.workdir / "policy.toml"
         if not p.exists():
-            p.write_text(FAST_POLICY)
+            p.write_text(self.policy)
         return p
 
     def env(self, web_port: int, data_dir: Path) -> dict[str, str]:
@@ -131,7 +134,9 @@ class WorkerProcess:
 
     Like a supervisor (Kubernetes' restartPolicy, compose's restart), it starts the worker
     again when the worker exits because its recovery watchdog fired (exit status 75); every
-    other exit is left for the test to see. `restarts` counts those restarts.
+    other exit is left for the test to see. `restarts` counts those restarts. Starting and
+    stopping hold a lock that supervising only tries, so a poller thread may supervise while
+    the test starts or stops the worker, without waiting for it.
     """
 
     def __init__(
@@ -146,25 +151,36 @@ class WorkerProcess:
         self.log_path = dep.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self._lock = threading.RLock()
 
     def supervise(self) -> None:
-        if self.proc is not None and self.proc.poll() == RECOVERY_STUCK_EXIT:
-            self.restarts += 1
-            self.start()
+        if not self._lock.acquire(blocking=False):
+            return  # being started or stopped right now
+        try:
+            if self.proc is not None and self.proc.poll() == RECOVERY_STUCK_EXIT:
+                self.restarts += 1
+                self.start()
+        finally:
+            self._lock.release()
 
     def start(self) -> WorkerProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "caseclock.cli", "worker"],
-            env={**self.dep.env(self.web_port, self.data_dir), **self.extra_env},
-            cwd=self.dep.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with self._lock:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "caseclock.cli", "worker"],
+                env={**self.dep.env(self.web_port, self.data_dir), **self.extra_env},
+                cwd=self.dep.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            log.close()
         return self
+
+    def alive(self) -> bool:
+        """The current process runs (a watchdog exit not yet restarted counts as down)."""
+        return self.proc is not None and self.proc.poll() is None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
@@ -211,18 +227,20 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no commit: the worst case for durability."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        with self._lock:
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
@@ -261,6 +279,18 @@ def event_message(topic_of: Mapping[str, str], doc: Mapping[str, Any]) -> tuple[
     return topic_of[doc["type"]], str(doc["case_id"]).encode(), orjson.dumps(doc)
 
 
+async def topic_partitions(c: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics` (that exist) as `c` sees them."""
+    tps: list[TopicPartition] = []
+    for t in topics:
+        parts = c.partitions_for_topic(t)
+        if parts is None:
+            await c._client.force_metadata_update()  # the topic was just created
+            parts = c.partitions_for_topic(t) or set()
+        tps.extend(TopicPartition(t, p) for p in sorted(parts))
+    return tps
+
+
 async def read_all(
     bootstrap: str, topics: Iterable[str], idle: float = 1.0, give_up_after: float = 30.0
 ) -> list[tuple[str, int, int, bytes | None, bytes]]:
@@ -269,13 +299,7 @@ async def read_all(
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await c.start()
     try:
-        tps: list[TopicPartition] = []
-        for t in topics:
-            parts = c.partitions_for_topic(t)
-            if parts is None:
-                await c._client.force_metadata_update()  # the topic was just created
-                parts = c.partitions_for_topic(t) or set()
-            tps.extend(TopicPartition(t, p) for p in sorted(parts))
+        tps = await topic_partitions(c, topics)
         if not tps:
             return []
         c.assign(tps)
@@ -554,26 +578,57 @@ def check_outage(
     context: str = "",
 ) -> OutageReport:
     """What must hold when a worker was SIGKILLed at `kill_us` (measured once it was dead) and
-    its cases were picked up again (by a restarted worker, or by a survivor), given every alert
+    its cases were picked up again (by a restarted worker, or by a survivor): check_faults
+    with that one fault."""
+    return check_faults(
+        live, expected, t0_us=t0_us, faults_us=[kill_us], cutoff_us=cutoff_us, context=context
+    )
+
+
+def check_faults(
+    live: Sequence[Mapping[str, Any]],
+    expected: Sequence[Mapping[str, Any]],
+    *,
+    t0_us: int,
+    faults_us: Sequence[int],
+    cutoff_us: int,
+    context: str = "",
+    explain: Callable[[str], str] | None = None,
+) -> OutageReport:
+    """What must hold after faults at `faults_us` (a SIGKILL measured once the worker was dead,
+    a broker stop, a membership change) from which the service recovered, given every alert
     copy read from the alert topics (`live`) and what replay says (`expected`, horizon =
-    `cutoff_us`). Alerts due within the margin before the cut-off are not compared.
+    `cutoff_us`). Alerts due within the margin before the cut-off are not compared. A failure
+    message shows `context`, and `explain(case_id)` when given (what was sent for the case).
 
     * every alert fired at or after its due_at;
     * a repeat carries the same alert_id and content as its first copy (apart from fired_at and
-      the catch_up flag), at most once (one crash), and one obligation never gets two ids;
+      the catch_up flag), at most once per fault, and one obligation never gets two ids;
     * nothing spurious: every live alert is one replay predicts (id, type, stage, reason, case,
       priority, due_at);
     * nothing lost: a predicted alert missing live must have been stood for by a catch-up: the
       first alert of its clock (case and type) fired at or after its due_at has catch_up set;
-    * no storm: per clock, of the alerts fired after the kill, at most one is for what was
-      already due at the first of them (F); when a breach fell due between the kill and F, that
-      one alert is the most recent such breach.
+    * no storm: for each fault, per clock, of the alerts fired after the fault, at most one is
+      for what was already due at the first of them (F); when a breach fell due between the
+      fault and F, that one alert is the most recent such breach.
     """
     upto = cutoff_us - MARGIN_US
     live_c = [a for a in live if due(a) <= upto]
     exp_c = [a for a in expected if due(a) <= upto]
-    where = f"\nlive:\n{describe(live, t0_us)}\nreplay:\n{describe(exp_c, t0_us)}\n{context}"
-    kill_s = (kill_us - t0_us) / US
+
+    def where(case_id: str) -> str:
+        """Live and replay alerts (only the case's, when there are many) for a failure."""
+        if len(live) + len(exp_c) > 200:
+            mine = [a for a in live if a["case_id"] == case_id]
+            theirs = [a for a in exp_c if a["case_id"] == case_id]
+            head = f"\n(case {case_id} only, of {len(live)} live and {len(exp_c)} predicted)"
+        else:
+            mine, theirs, head = list(live), exp_c, ""
+        told = f"\nsent for {case_id}:\n{explain(case_id)}" if explain is not None else ""
+        return (
+            f"{head}\nlive:\n{describe(mine, t0_us)}\nreplay:\n{describe(theirs, t0_us)}"
+            f"{told}\n{context}"
+        )
 
     bad = [a for a in live if fired(a) < due(a)]
     assert not bad, f"fired before due:\n{describe(bad, t0_us)}"
@@ -583,7 +638,9 @@ def check_outage(
         copies.setdefault(a["alert_id"], []).append(a)
     repeats = 0
     for aid, group in copies.items():
-        assert len(group) <= 2, f"{aid} emitted {len(group)} times{where}"
+        assert len(group) <= 1 + len(faults_us), (
+            f"{aid} emitted {len(group)} times{where(group[0]['case_id'])}"
+        )
         strip = [{k: v for k, v in a.items() if k not in ("fired_at", "catch_up")} for a in group]
         assert all(s == strip[0] for s in strip), f"repeat of {aid} differs: {group}"
         repeats += len(group) - 1
@@ -595,42 +652,46 @@ def check_outage(
 
     exp_keys = {alert_key(a) for a in exp_c}
     spurious = [a for a in live_c if alert_key(a) not in exp_keys]
-    assert not spurious, f"alerts replay does not predict:\n{describe(spurious, t0_us)}{where}"
+    assert not spurious, (
+        f"alerts replay does not predict:\n{describe(spurious, t0_us)}"
+        f"{where(spurious[0]['case_id']) if spurious else ''}"
+    )
 
+    by_clock: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for a in sorted(live, key=fired):
+        by_clock.setdefault((a["case_id"], a["type"]), []).append(a)
     skipped = 0
     for m in exp_c:
         if m["alert_id"] in copies:
             continue
-        clock = sorted(
-            (a for a in live if (a["case_id"], a["type"]) == (m["case_id"], m["type"])),
-            key=fired,
-        )
+        clock = by_clock.get((m["case_id"], m["type"]), [])
         first_after = next((a for a in clock if fired(a) >= due(m)), None)
         assert first_after is not None and first_after.get("catch_up"), (
-            f"lost (no catch-up stands for it): {m}{where}"
+            f"lost (no catch-up stands for it): {m}{where(m['case_id'])}"
         )
         skipped += 1
 
-    for case_id, type_ in sorted({(a["case_id"], a["type"]) for a in live}):
-        post = [a for a in live if (a["case_id"], a["type"]) == (case_id, type_)]
-        post = [a for a in post if fired(a) >= kill_us]
-        if not post:
-            continue
-        f = min(fired(a) for a in post)
-        label = f"{case_id} {type_} (kill at {kill_s:.2f}s, F at {(f - t0_us) / US:.2f}s)"
-        caught = {a["alert_id"] for a in post if due(a) <= f}
-        assert len(caught) <= 1, f"{label}: alert storm:\n{describe(post, t0_us)}{where}"
-        breaches = [
-            a
-            for a in exp_c
-            if (a["case_id"], a["type"]) == (case_id, type_)
-            and a["stage"] == "breach"
-            and kill_us < due(a) <= f
-        ]
-        if breaches:
-            latest = max(breaches, key=due)
-            assert caught == {latest["alert_id"]}, (
-                f"{label}: catch-up is not the latest breach {latest}{where}"
+    exp_breaches: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for a in exp_c:
+        if a["stage"] == "breach":
+            exp_breaches.setdefault((a["case_id"], a["type"]), []).append(a)
+    for fault_us in faults_us:
+        fault_s = (fault_us - t0_us) / US
+        for (case_id, type_), clock in sorted(by_clock.items()):
+            post = [a for a in clock if fired(a) >= fault_us]
+            if not post:
+                continue
+            f = fired(post[0])
+            label = f"{case_id} {type_} (fault at {fault_s:.2f}s, F at {(f - t0_us) / US:.2f}s)"
+            caught = {a["alert_id"] for a in post if due(a) <= f}
+            assert len(caught) <= 1, (
+                f"{label}: alert storm:\n{describe(post, t0_us)}{where(case_id)}"
             )
+            breaches = [a for a in exp_breaches.get((case_id, type_), []) if fault_us < due(a) <= f]
+            if breaches:
+                latest = max(breaches, key=due)
+                assert caught == {latest["alert_id"]}, (
+                    f"{label}: catch-up is not the latest breach {latest}{where(case_id)}"
+                )
     catch_ups = sum(1 for a in live if a.get("catch_up"))
     return OutageReport(repeats=repeats, catch_ups=catch_ups, skipped=skipped)
