@@ -180,7 +180,8 @@ def bad_message(draw: st.DrawFn) -> tuple[str, bytes | None, bytes | None, str]:
     elif family in ("huge-string", "giant-string"):
         top = 900_000 if family == "giant-string" else 80_000  # bytes; Kafka takes up to 1 MB
         char = draw(st.characters(codec="utf-8", exclude_categories=["Cs"]))
-        size = draw(st.integers(257, top // len(char.encode())))
+        # Sized by the character's JSON encoding: a control character takes 6 bytes (\uXXXX).
+        size = draw(st.integers(257, top // (len(dumps(char)) - 2)))
         field = draw(st.sampled_from([f for f in ("event_id", "case_id", "subject") if f in doc]))
         doc[field] = char * size
         value = dumps(doc)
