@@ -37,8 +37,8 @@ from typing import Any
 
 import orjson
 
-from caseclock.calendars import Calendar, parse_calendars
-from caseclock.timeutil import to_us
+from caseclock.core.calendars import Calendar, parse_calendars
+from caseclock.core.timeutil import to_us
 from replay_bench import _pin, git_commit, machine_description
 
 BENCH = Path(__file__).resolve().parent

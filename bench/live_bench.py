@@ -50,7 +50,7 @@ from typing import Any
 
 import orjson
 
-from caseclock.config import SETTINGS_BY_ENV
+from caseclock.live.config import SETTINGS_BY_ENV
 from generate import GeneratorStats, iter_events, make_customer, make_subject
 from live_support import (
     AT_WORKER_DEFAULT,

@@ -47,7 +47,7 @@ from tests.integration.harness import percentile as percentile  # noqa: E402
 from tests.integration.harness import read_all as read_all  # noqa: E402
 from tests.kafka_broker import LOCAL_KAFKA, local_broker, wait_for_broker  # noqa: E402
 
-from caseclock.config import SETTINGS_BY_ENV  # noqa: E402
+from caseclock.live.config import SETTINGS_BY_ENV  # noqa: E402
 from replay_bench import rss_kib  # noqa: E402
 
 AT_WORKER_DEFAULT = ("CASECLOCK_TICK_INTERVAL", "CASECLOCK_RECOVERY_TIMEOUT")

@@ -49,12 +49,13 @@ from typing import Any
 
 import orjson
 
-from caseclock.engine import CaseState, Engine
-from caseclock.events import Rejected, decode_event
-from caseclock.policy import Policy, load_policy
+from caseclock.contracts.inbound import Rejected, decode_event
+from caseclock.core.engine import Engine
+from caseclock.core.policy import Policy, load_policy
+from caseclock.core.schedule import DeadlineIndex
+from caseclock.core.state import CaseState
+from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer
-from caseclock.schedule import DeadlineIndex
-from caseclock.timeutil import to_us
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

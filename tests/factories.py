@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
-from caseclock.events import InboundEvent, decode_event
-from caseclock.policy import Policy, load_policy
+from caseclock.contracts.inbound import decode_event
+from caseclock.core.facts import InboundEvent
+from caseclock.core.policy import Policy, load_policy
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)

@@ -14,11 +14,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from .engine import CaseState, Engine
-from .events import Alert, InboundEvent, Rejected, decode_event
-from .policy import Policy
-from .schedule import DeadlineIndex
-from .timeutil import to_us
+from caseclock.contracts.inbound import Rejected, decode_event
+from caseclock.core.alerts import Alert, breach_clock
+from caseclock.core.engine import Engine
+from caseclock.core.facts import InboundEvent
+from caseclock.core.policy import Policy
+from caseclock.core.schedule import DeadlineIndex
+from caseclock.core.state import CaseState
+from caseclock.core.timeutil import to_us
 
 
 def alert_sort_key(a: Alert) -> tuple[object, ...]:
@@ -122,7 +125,7 @@ class Replayer:
             self.index.schedule(key, nxt)
             for a in alerts:
                 self.summary.alerts[(a.type, a.stage)] += 1
-                if a.stage == "breach":
+                if breach_clock(a) is not None:
                     self.summary.breaches[a.priority] += 1
             out.extend(alerts)
         return out

@@ -27,11 +27,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
-from caseclock.events import DEFAULT_MAX_MESSAGE_BYTES, Rejected, decode_event
-from caseclock.policy import Policy, load_policy
+from caseclock.contracts.inbound import DEFAULT_MAX_MESSAGE_BYTES, Rejected, decode_event
+from caseclock.core.policy import Policy, load_policy
+from caseclock.core.timeutil import from_us, to_us
+from caseclock.live.faust_app import RECOVERY_STUCK_EXIT
 from caseclock.replay import replay
-from caseclock.service import RECOVERY_STUCK_EXIT
-from caseclock.timeutil import from_us, to_us
 
 FAST_POLICY = """
 # Seconds instead of hours: the support-plus shape, scaled for tests.

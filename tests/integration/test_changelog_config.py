@@ -7,7 +7,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from caseclock.service import CHANGELOG_CONFIG
+from caseclock.live.faust_app import CHANGELOG_CONFIG
 from tests.integration.harness import Deployment, WorkerProcess, run
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from caseclock.deadletter import DeadLetter
-from caseclock.events import REJECT_REASONS
+from caseclock.contracts.deadletter import DeadLetter
+from caseclock.contracts.inbound import REJECT_REASONS
 from tests.integration.harness import (
     US,
     Deployment,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caseclock.deadletter import DeadLetter
+from caseclock.contracts.deadletter import DeadLetter
 from tests.integration.harness import (
     US,
     Deployment,

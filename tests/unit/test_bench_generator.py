@@ -11,8 +11,9 @@ from types import ModuleType
 import orjson
 import pytest
 
-from caseclock.events import INBOUND_TYPES, decode_event
-from caseclock.policy import Policy, load_policy
+from caseclock.contracts.inbound import decode_event
+from caseclock.core.facts import INBOUND_TYPES
+from caseclock.core.policy import Policy, load_policy
 from caseclock.replay import replay
 
 _GENERATE = Path(__file__).resolve().parents[2] / "bench" / "generate.py"

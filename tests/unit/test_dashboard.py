@@ -11,7 +11,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from caseclock.metrics import FAUST_SENSOR_PREFIX, Metrics
+from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics
 from tests.dashboard_queries import (
     iter_panels,
     load_dashboard,

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from caseclock.config import SETTINGS, Config
-from caseclock.policy import load_policy, policy_from_toml
+from caseclock.core.policy import load_policy, policy_from_toml
+from caseclock.live.config import SETTINGS, Config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +105,7 @@ def settings_table() -> str:
 
 def metrics_table() -> str:
     """The metrics table of docs/operations.md, as generated from METRIC_DOCS."""
-    from caseclock.metrics import METRIC_DOCS
+    from caseclock.live.metrics import METRIC_DOCS
 
     rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
     for doc in METRIC_DOCS:

@@ -2,7 +2,7 @@
 
 Faust-free and broker-free: it takes messages and time, talks to a `CaseStore` and an
 `Outbox`, and keeps the per-partition deadline indexes and gauges. The Faust adapter
-(`caseclock.service`) feeds it batches and runs its timer; unit tests feed it with fakes.
+(`caseclock.live.faust_app`) feeds it batches and runs its timer; unit tests feed it with fakes.
 
 Batching is where the speed is. A batch of inbound messages is decoded, grouped by case, each
 case loaded once, all its events applied, its row written once. A batch of due timers is
@@ -29,16 +29,19 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..config import Config
-from ..deadletter import DeadLetter
-from ..engine import CaseState, Engine
-from ..events import Alert, InboundEvent, Rejected, decode_event
-from ..logs import Summary
-from ..metrics import Metrics
-from ..policy import Policy
-from ..schedule import DeadlineIndex
-from ..timeutil import US, from_us
-from .ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
+from caseclock.contracts.deadletter import DeadLetter
+from caseclock.contracts.inbound import Rejected, decode_event
+from caseclock.core.alerts import Alert, breach_clock
+from caseclock.core.engine import Engine
+from caseclock.core.facts import InboundEvent
+from caseclock.core.policy import Policy
+from caseclock.core.schedule import DeadlineIndex
+from caseclock.core.state import CaseState
+from caseclock.core.timeutil import US, from_us
+from caseclock.live.config import Config
+from caseclock.live.logs import Summary
+from caseclock.live.metrics import Metrics
+from caseclock.live.ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
 
 log = logging.getLogger("caseclock")
 
@@ -394,12 +397,11 @@ class CaseService:
         self.summary.add("alert")
         if a.catch_up:
             self.summary.add("catch-up")
-        if a.stage == "breach":
-            self.metrics.sla_breach("ack" if a.type == "ack-due" else "update", str(a.priority))
-            if a.type == "ack-due":
+        clock = breach_clock(a)
+        if clock is not None:
+            self.metrics.sla_breach(clock, str(a.priority))
+            if clock == "ack":
                 self.metrics.acknowledgement(str(a.priority), in_time=False)
-        elif a.reason == "no-eta-or-workaround":
-            self.metrics.sla_breach("elevation", str(a.priority))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "caseclock: %s %s %s case=%s priority=%s due=%s late=%.3fs",

@@ -31,10 +31,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from caseclock.engine import CaseState
-from caseclock.events import Rejected, decode_event
+from caseclock.contracts.inbound import Rejected, decode_event
+from caseclock.core.state import CaseState
+from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer
-from caseclock.timeutil import to_us
 from tests.integration.harness import (
     MARGIN_US,
     US,

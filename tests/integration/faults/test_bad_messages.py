@@ -33,9 +33,14 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from caseclock.deadletter import MAX_DEAD_LETTER_VALUE_BYTES, DeadLetter
-from caseclock.events import DEFAULT_MAX_MESSAGE_BYTES, REJECT_REASONS, Rejected, decode_event
-from caseclock.policy import Policy
+from caseclock.contracts.deadletter import MAX_DEAD_LETTER_VALUE_BYTES, DeadLetter
+from caseclock.contracts.inbound import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    REJECT_REASONS,
+    Rejected,
+    decode_event,
+)
+from caseclock.core.policy import Policy
 from tests.integration.faults.support import (
     FAULT_POLICY,
     Figures,

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import orjson
 from prometheus_client import CollectorRegistry
 
-from caseclock.config import Config
-from caseclock.events import InboundEvent
+from caseclock.core.facts import InboundEvent
+from caseclock.core.policy import Policy, load_policy
+from caseclock.live.config import Config
 from caseclock.live.handlers import CaseService
+from caseclock.live.metrics import Metrics
 from caseclock.live.ports import Inbound, Origin
-from caseclock.metrics import Metrics
-from caseclock.policy import Policy, load_policy
 
 
 class FakeStore:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
+from caseclock.core.timeutil import to_us
 from caseclock.live.handlers import decode_row
 from caseclock.live.ports import DEAD_LETTERS, Origin
-from caseclock.timeutil import to_us
 from tests.factories import T0, note, opened, resolved
 from tests.unit.live.fakes import FakeOutbox, inbound, service
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .timeutil import parse_duration
+from caseclock.core.timeutil import parse_duration
 
 INPUT_TOPICS = "case-opened,case-noted,eta-set,case-resolved,priority-changed"
 

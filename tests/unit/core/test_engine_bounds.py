@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import orjson
 
-from caseclock.config import Config
-from caseclock.engine import MAX_PRIORITY_FACTS, SEEN_DIGESTS, CaseState, Engine
+from caseclock.core.engine import Engine
+from caseclock.core.state import MAX_PRIORITY_FACTS, SEEN_DIGESTS, CaseState
+from caseclock.core.timeutil import to_us
+from caseclock.live.config import Config
 from caseclock.replay import Replayer
-from caseclock.timeutil import to_us
 from tests.factories import DEFAULT_POLICY, T0, note, opened, reprioritised
 
 NOW = to_us(T0)

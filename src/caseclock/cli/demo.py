@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .config import Config
+from caseclock.live.config import Config
 
 CUSTOMERS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell")
 SUBJECTS = (
@@ -142,7 +142,7 @@ async def produce(cfg: Config, every: float, cases: int | None, seed: int | None
     """Open a case every `every` seconds (jittered) and play each case's story."""
     from aiokafka import AIOKafkaProducer
 
-    from .worker import kafka_security
+    from caseclock.cli.worker import kafka_security
 
     desk = Desk(seed)
     topic_of = _input_topic_map(cfg)
@@ -214,7 +214,7 @@ async def watch(cfg: Config, seconds: float | None = None) -> int:
     """Print alerts and dead letters as they arrive (from now on). Returns how many alerts."""
     from aiokafka import AIOKafkaConsumer
 
-    from .worker import kafka_security
+    from caseclock.cli.worker import kafka_security
 
     topics = [*cfg.alert_topics.values(), cfg.dead_letter_topic]
     consumer = AIOKafkaConsumer(

@@ -7,8 +7,8 @@ import ssl
 import faust
 import pytest
 
-from caseclock.config import SETTINGS, Config, ConfigError
-from caseclock.worker import kafka_security
+from caseclock.cli.worker import kafka_security
+from caseclock.live.config import SETTINGS, Config, ConfigError
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -83,8 +83,8 @@ def test_sasl_ssl_maps_to_aiokafka_and_faust_credentials() -> None:
     assert args["sasl_plain_username"] == "svc" and args["sasl_plain_password"] == "pw"
     assert isinstance(args["ssl_context"], ssl.SSLContext)
 
-    from caseclock.policy import load_policy
-    from caseclock.service import CaseClock
+    from caseclock.core.policy import load_policy
+    from caseclock.live.faust_app import CaseClock
 
     creds = CaseClock(cfg, load_policy()).app.conf.broker_credentials
     assert isinstance(creds, faust.SASLCredentials)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from caseclock.config import Config
-from caseclock.policy import load_policy
-from caseclock.service import CaseClock, _tick_entries
+from caseclock.core.policy import load_policy
+from caseclock.live.config import Config
+from caseclock.live.faust_app import CaseClock, _tick_entries
 
 
 def test_the_start_up_recovery_is_watched() -> None:

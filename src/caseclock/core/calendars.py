@@ -44,7 +44,7 @@ The two operations
   waited for (policies only have positive windows; the engine never depends on this case, but
   the laws below hold for it too).
 
-The laws the tests check (``tests/unit/test_calendars.py``), for every calendar, ``s``, ``t``
+The laws the tests check (``tests/unit/core/test_calendars.py``), for every calendar, ``s``, ``t``
 and durations ``d, d1, d2 >= 0``:
 
 - ``elapsed(s, add(s, d)) == d``, and for ``d > 0``: ``is_open(add(s, d) - 1)``;
@@ -98,8 +98,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # When policy.py comes to import this module, it must do so after PolicyError is defined (or
 # inside a function): this import would otherwise meet a half-initialised policy module.
-from .policy import PolicyError
-from .timeutil import US
+from caseclock.core.policy import PolicyError
+from caseclock.core.timeutil import US
 
 MINUTE_US = 60 * US
 DAY_US = 86_400 * US

@@ -1,9 +1,10 @@
 """The dead-letter record: what caseclock publishes for a message it cannot accept.
 
-The record carries the reason code (one of :data:`caseclock.events.REJECT_REASONS`), a human
-detail, where the message came from (topic, partition, offset) and the original key and value
-bytes, base64-encoded so that anything (invalid UTF-8, truncated JSON, binary junk) survives the
-round trip exactly and can be re-published once fixed.
+The record carries the reason code (one of
+:data:`caseclock.contracts.inbound.REJECT_REASONS`), a human detail, where the message came
+from (topic, partition, offset) and the original key and value bytes, base64-encoded so that
+anything (invalid UTF-8, truncated JSON, binary junk) survives the round trip exactly and can
+be re-published once fixed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Final, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from .events import REJECT_REASONS
+from caseclock.contracts.inbound import REJECT_REASONS
 
 #: Longest original value kept in a record: base64 of 512 KiB stays under Kafka's default 1 MB
 #: message size, so even a giant rejected message still produces its dead letter.

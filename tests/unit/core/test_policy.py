@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from caseclock.policy import PolicyError, load_policy, policy_from_toml
-from caseclock.timeutil import parse_duration
+from caseclock.core.policy import PolicyError, load_policy, policy_from_toml
+from caseclock.core.timeutil import parse_duration
 
 H = 3600 * 10**6
 
@@ -124,7 +124,7 @@ def test_builtin_policies_by_name() -> None:
 
 
 def test_warn_fraction_false_turns_warnings_off_in_toml() -> None:
-    from caseclock.policy import policy_from_toml
+    from caseclock.core.policy import policy_from_toml
 
     pol = policy_from_toml(
         'default_plan = "quiet"\n[plans.quiet]\nwarn_fraction = false'
@@ -143,7 +143,7 @@ def test_warn_fraction_false_turns_warnings_off_in_toml() -> None:
 def test_a_case_opened_without_plan_gets_the_policys_default_plan() -> None:
     import orjson
 
-    from caseclock.events import decode_event
+    from caseclock.contracts.inbound import decode_event
 
     pol = policy_from_toml(
         'default_plan = "gold"\n[plans.gold.priorities.1]\nacknowledge = "1h"\n'

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from caseclock.engine import Engine, alert_id
-from caseclock.events import Alert, InboundEvent
-from caseclock.policy import Policy, policy_from_mapping
+from caseclock.core.alerts import Alert, alert_id
+from caseclock.core.engine import Engine
+from caseclock.core.facts import InboundEvent
+from caseclock.core.policy import Policy, policy_from_mapping
+from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer, replay
-from caseclock.timeutil import to_us
 from tests.factories import (
     DEFAULT_POLICY,
     T0,
@@ -409,7 +410,7 @@ def test_at_risk_between_warning_and_breach() -> None:
 def test_alert_id_is_a_standard_uuid5() -> None:
     import uuid
 
-    from caseclock.engine import ALERT_NAMESPACE
+    from caseclock.core.alerts import ALERT_NAMESPACE
 
     for args in [
         ("C", "update-due", "breach", "interval", 123),
@@ -424,12 +425,12 @@ def test_alert_id_is_a_standard_uuid5() -> None:
 
 
 def test_duplicate_check_ignores_matches_across_digest_boundaries() -> None:
-    from caseclock.engine import _seen
+    from caseclock.core.state import seen_in
 
     seen = bytes(range(16))  # two stored digests: 00..07 and 08..0f
-    assert _seen(seen, bytes(range(8))) and _seen(seen, bytes(range(8, 16)))
-    assert not _seen(seen, bytes(range(4, 12)))  # straddles both
-    assert not _seen(b"", bytes(8))
+    assert seen_in(seen, bytes(range(8))) and seen_in(seen, bytes(range(8, 16)))
+    assert not seen_in(seen, bytes(range(4, 12)))  # straddles both
+    assert not seen_in(b"", bytes(8))
 
 
 def test_overdue_alert_of_a_late_case_fires_before_the_next_arrival() -> None:
@@ -443,3 +444,20 @@ def test_overdue_alert_of_a_late_case_fires_before_the_next_arrival() -> None:
     assert brief(run(base, until=10), "C") == expected
     with_dup = [base[0], base[1], base[0], base[2]]
     assert brief(run(with_dup, until=10), "C") == expected
+
+
+def test_one_breach_classification_for_replay_and_live() -> None:
+    """Ack and update breaches, and the timed elevation, are breaches; warnings and the
+    immediate elevation on entering a priority are not (replay summaries and live metrics both
+    use breach_clock)."""
+    from caseclock.core.alerts import Alert, breach_clock
+
+    def a(type_: str, stage: str, reason: str) -> Alert:
+        return Alert("id", type_, stage, reason, "C", 1, "p", 0, 0, 0)  # type: ignore[arg-type]
+
+    assert breach_clock(a("ack-due", "breach", "no-acknowledgement")) == "ack"
+    assert breach_clock(a("update-due", "breach", "interval")) == "update"
+    assert breach_clock(a("update-due", "breach", "eta-passed")) == "update"
+    assert breach_clock(a("elevate-to-l2", "action", "no-eta-or-workaround")) == "elevation"
+    assert breach_clock(a("elevate-to-l2", "action", "priority-1")) is None
+    assert breach_clock(a("ack-due", "warning", "no-acknowledgement")) is None

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from .config import ConfigError
-from .policy import PolicyError, load_policy
-from .timeutil import to_us
+from caseclock.core.policy import PolicyError, load_policy
+from caseclock.core.timeutil import to_us
+from caseclock.live.config import ConfigError
 
 
 def _timestamp(text: str) -> int:
@@ -50,17 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "replay":
-            from .replay import main_replay
+            from caseclock.replay import main_replay
 
             return main_replay(args.events, load_policy(args.policy), args.until, args.strict)
         if args.command == "worker":
-            from .worker import run_worker
+            from caseclock.cli.worker import run_worker
 
             return run_worker()
         if args.command == "demo":
             return _demo(args)
         if args.command == "schemas":
-            from .schemas import main_schemas
+            from caseclock.contracts.schemas import main_schemas
 
             return main_schemas(args.out, args.check)
     except (PolicyError, ConfigError) as e:
@@ -75,8 +75,8 @@ def _demo(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from .config import Config
-    from .demo import produce, run_demo, watch
+    from caseclock.cli.demo import produce, run_demo, watch
+    from caseclock.live.config import Config
 
     if args.part == "all":
         return run_demo(os.environ, args.seconds, args.every)
@@ -89,7 +89,3 @@ def _demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,224 +19,30 @@ Three ideas carry the design:
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-import uuid
 from dataclasses import dataclass
-from typing import Any, Final
 
-from .events import (
-    Alert,
-    AlertType,
+from caseclock.core.alerts import Alert, AlertType, Stage, alert_id
+from caseclock.core.facts import (
     CaseNoted,
     CaseOpened,
     CaseResolved,
     EtaSet,
     InboundEvent,
     PriorityChanged,
-    Stage,
 )
-from .policy import Plan, Policy, PriorityRule
-from .timeutil import to_us
-
-ALERT_NAMESPACE: Final = uuid.UUID("6f1c2a59-0d3e-5b6a-9a53-cac5ec10c4ed")
-
-# Bounds that keep one case's state constant in size, whatever its number of events (see
-# docs in CaseState): the last SEEN_DIGESTS event ids are remembered for duplicate detection, and
-# at most MAX_PRIORITY_FACTS priority facts are kept.
-SEEN_DIGESTS: Final = 64
-_SEEN_BYTES: Final = 8 * SEEN_DIGESTS
-MAX_PRIORITY_FACTS: Final = 32
-
-# Flags for the once-per-case obligations.
-_ACK_WARNED: Final = 1
-_ACK_BREACHED: Final = 2
-_ELEVATED: Final = 4
-
-
-def _digest(event_id: str) -> bytes:
-    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-
-
-def _seen(seen: bytes, d: bytes) -> bool:
-    """Whether the 8-byte digest d is one of the digests concatenated in seen."""
-    i = seen.find(d)
-    while i != -1:
-        if i % 8 == 0:
-            return True
-        i = seen.find(d, i + 1)  # a match straddling two digests is no match
-    return False
-
-
-def _tiebreak(event_id: str) -> int:
-    """A stable integer order among facts with the same occurred_at."""
-    return int.from_bytes(_digest(event_id), "big")
-
-
-class CaseState:
-    """Everything caseclock knows about one case: folded facts plus what was already emitted.
-
-    Slotted and made of ints and short strings because one of these lives in memory per open
-    case per partition; the benchmark holds it to well under a kilobyte.
-
-    **Bounded by design.** Its size does not grow with the case's number of events, so a case
-    with a monitor posting a note every minute for months costs what a fresh one costs:
-
-    * every fact folds by min/max (or a set insert keyed by (occurred_at, event_id)), so the
-      fold is idempotent: re-applying an event with the same content changes nothing, however
-      long ago it was first seen. Duplicate detection is therefore an optimisation and a
-      count, not a correctness mechanism, and it is bounded: the digests of the last
-      SEEN_DIGESTS event ids are kept (`seen`). Within them a reused event_id is a duplicate
-      even with different content; beyond them a reused id with *different* content is taken
-      as a new fact (a repeat with the same content still changes nothing).
-    * the priority history keeps at most MAX_PRIORITY_FACTS facts: past that, runs of one
-      priority are merged into their first fact and then the oldest facts after the opening
-      one are forgotten (a case re-prioritised dozens of times keeps its latest history).
-    * strings are bounded by the inbound contract (ids 256, subject 1024 characters).
-    """
-
-    __slots__ = (
-        "case_id",
-        "comm_first",
-        "comm_last",
-        "created",
-        "customer_id",
-        "emitted",
-        "eta",
-        "eta_or_workaround",
-        "eta_set_at",
-        "eta_tb",
-        "open_tb",
-        "opened_at",
-        "plan",
-        "priorities",
-        "reported_at",
-        "resolved_at",
-        "seen",
-        "subject",
-        "update_through",
-    )
-
-    def __init__(self, case_id: str, created: int) -> None:
-        self.case_id = case_id
-        self.created = created
-        """When caseclock first heard of the case (caller's clock); bounds unopened retention."""
-        self.opened_at: int | None = None
-        self.open_tb = 0
-        self.plan: str | None = None
-        self.reported_at: int | None = None
-        self.customer_id: str | None = None
-        self.subject: str | None = None
-        self.priorities: list[tuple[int, int, int]] = []
-        """(occurred_at, tiebreak, priority), sorted: the latest is the current priority."""
-        self.comm_first: int | None = None
-        self.comm_last: int | None = None
-        self.eta_or_workaround: int | None = None
-        """Earliest ETA or workaround: cancels a timed elevation that falls due after it."""
-        self.eta_set_at: int | None = None
-        self.eta_tb = 0
-        self.eta: int | None = None
-        self.resolved_at: int | None = None
-        self.seen = b""
-        """8-byte digests of the last SEEN_DIGESTS event ids applied, oldest first."""
-        self.emitted = 0
-        self.update_through: int | None = None
-        """Update-clock high-water mark: points at or before it are done (emitted or skipped)."""
-
-    # --- serialisation (the live service stores this in a changelog-backed table) --------
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"c": self.case_id, "cr": self.created}
-        for short, name in _FIELDS:
-            v = getattr(self, name)
-            if v is not None and v != 0 and v != b"" and v != []:
-                d[short] = v
-        if self.seen:
-            d["sn"] = self.seen.hex()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CaseState:
-        s = cls(d["c"], d["cr"])
-        for short, name in _FIELDS:
-            if short in d:
-                setattr(s, name, d[short])
-        s.priorities = [(p[0], p[1], p[2]) for p in d.get("pr", [])]
-        s.seen = bytes.fromhex(d.get("sn", ""))[-_SEEN_BYTES:]  # rows written before the bound
-        if len(s.priorities) > MAX_PRIORITY_FACTS:
-            _compact_priorities(s)
-        return s
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CaseState) and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        return f"CaseState({self.to_dict()!r})"
-
-    # --- derived facts -------------------------------------------------------------------
-
-    @property
-    def opened(self) -> bool:
-        return self.opened_at is not None
-
-    @property
-    def resolved(self) -> bool:
-        return self.resolved_at is not None
-
-    @property
-    def ack_breach_emitted(self) -> bool:
-        return bool(self.emitted & _ACK_BREACHED)
-
-
-_FIELDS: Final = (
-    ("o", "opened_at"),
-    ("ot", "open_tb"),
-    ("p", "plan"),
-    ("r", "reported_at"),
-    ("cu", "customer_id"),
-    ("su", "subject"),
-    ("pr", "priorities"),
-    ("cf", "comm_first"),
-    ("cl", "comm_last"),
-    ("ew", "eta_or_workaround"),
-    ("es", "eta_set_at"),
-    ("et", "eta_tb"),
-    ("e", "eta"),
-    ("rs", "resolved_at"),
-    ("em", "emitted"),
-    ("ut", "update_through"),
+from caseclock.core.policy import Plan, Policy, PriorityRule
+from caseclock.core.state import (
+    ACK_BREACHED,
+    ACK_WARNED,
+    ELEVATED,
+    SEEN_BYTES,
+    CaseState,
+    add_priority,
+    digest,
+    seen_in,
+    tiebreak,
 )
-
-
-def _add_priority(state: CaseState, t: int, tb: int, priority: int) -> None:
-    """Insert a priority fact in (occurred_at, tiebreak) order; the same fact twice is one."""
-    prs = state.priorities
-    i = bisect.bisect_left(prs, (t, tb))
-    if i < len(prs) and prs[i][0] == t and prs[i][1] == tb:
-        return  # this event's fact is already here: the fold stays idempotent
-    prs.insert(i, (t, tb, priority))
-    if len(prs) > MAX_PRIORITY_FACTS:
-        _compact_priorities(state)
-
-
-def _compact_priorities(state: CaseState) -> None:
-    """Shrink the priority history to MAX_PRIORITY_FACTS, losing as little as possible.
-
-    First merge runs of one priority into their first fact (what `current` needs of a run is
-    its start); if that is not enough, forget the oldest facts after the opening one (the
-    time-to-open promise needs the opening's priority).
-    """
-    opening = (state.opened_at, state.open_tb)
-    prs = state.priorities
-    merged = [prs[0]]
-    for fact in prs[1:]:
-        if fact[2] == merged[-1][2] and (fact[0], fact[1]) != opening:
-            continue
-        merged.append(fact)
-    while len(merged) > MAX_PRIORITY_FACTS:
-        drop = next(i for i, f in enumerate(merged) if (f[0], f[1]) != opening)
-        del merged[drop]
-    state.priorities = merged
+from caseclock.core.timeutil import to_us
 
 
 def _min(a: int | None, b: int) -> int:
@@ -274,12 +80,12 @@ class Engine:
         """
         if state is None:
             state = CaseState(ev.case_id, now)
-        d = _digest(ev.event_id)
+        d = digest(ev.event_id)
         seen = state.seen
-        if _seen(seen, d):
+        if seen_in(seen, d):
             return state, False
         seen += d
-        state.seen = seen[-_SEEN_BYTES:] if len(seen) > _SEEN_BYTES else seen
+        state.seen = seen[-SEEN_BYTES:] if len(seen) > SEEN_BYTES else seen
         if t is None:
             t = to_us(ev.occurred_at)
         if isinstance(ev, CaseNoted):
@@ -288,7 +94,7 @@ class Engine:
                 if ev.workaround:
                     state.eta_or_workaround = _min(state.eta_or_workaround, t)
         elif isinstance(ev, CaseOpened):
-            tb = _tiebreak(ev.event_id)
+            tb = tiebreak(ev.event_id)
             if state.opened_at is None or (t, tb) < (state.opened_at, state.open_tb):
                 # The earliest case-opened defines the opening; every one is a priority fact.
                 state.opened_at = t
@@ -297,11 +103,11 @@ class Engine:
                 state.reported_at = None if ev.reported_at is None else to_us(ev.reported_at)
                 state.customer_id = ev.customer_id
                 state.subject = ev.subject
-            _add_priority(state, t, tb, ev.priority)
+            add_priority(state, t, tb, ev.priority)
         elif isinstance(ev, EtaSet):
             self._communication(state, t)
             state.eta_or_workaround = _min(state.eta_or_workaround, t)
-            tb = _tiebreak(ev.event_id)
+            tb = tiebreak(ev.event_id)
             if state.eta_set_at is None or (t, tb) > (state.eta_set_at, state.eta_tb):
                 state.eta_set_at = t
                 state.eta_tb = tb
@@ -309,7 +115,7 @@ class Engine:
         elif isinstance(ev, CaseResolved):
             state.resolved_at = _min(state.resolved_at, t)
         elif isinstance(ev, PriorityChanged):
-            _add_priority(state, t, _tiebreak(ev.event_id), ev.priority)
+            add_priority(state, t, tiebreak(ev.event_id), ev.priority)
         return state, True
 
     @staticmethod
@@ -370,17 +176,17 @@ class Engine:
         if s.comm_first is not None or s.opened_at is None:
             return []
         pts = []
-        if plan.warn_fraction is not None and not s.emitted & (_ACK_WARNED | _ACK_BREACHED):
+        if plan.warn_fraction is not None and not s.emitted & (ACK_WARNED | ACK_BREACHED):
             at = s.opened_at + round(plan.warn_fraction * rule.acknowledge)
             pts.append(_Point(at, "ack-due", "warning", "no-acknowledgement"))
-        if not s.emitted & _ACK_BREACHED:
+        if not s.emitted & ACK_BREACHED:
             pts.append(
                 _Point(s.opened_at + rule.acknowledge, "ack-due", "breach", "no-acknowledgement")
             )
         return pts
 
     def _elevation_point(self, s: CaseState, rule: PriorityRule, since: int) -> _Point | None:
-        if s.emitted & _ELEVATED or s.opened_at is None:
+        if s.emitted & ELEVATED or s.opened_at is None:
             return None
         if rule.elevate == "immediately":
             return _Point(since, "elevate-to-l2", "action", f"priority-{rule.priority}")
@@ -465,7 +271,7 @@ class Engine:
             return []
         plan, rule, _ = cur
         out = []
-        if s.comm_first is None and s.emitted & (_ACK_WARNED | _ACK_BREACHED) == _ACK_WARNED:
+        if s.comm_first is None and s.emitted & (ACK_WARNED | ACK_BREACHED) == ACK_WARNED:
             out.append("ack")
         clock = self._update_clock(s, plan, rule)
         if clock is not None and s.update_through is not None:
@@ -491,11 +297,11 @@ class Engine:
         best: int | None = None
         emitted = s.emitted
         if s.comm_first is None:
-            if plan.warn_fraction is not None and not emitted & (_ACK_WARNED | _ACK_BREACHED):
+            if plan.warn_fraction is not None and not emitted & (ACK_WARNED | ACK_BREACHED):
                 best = s.opened_at + round(plan.warn_fraction * rule.acknowledge)
-            elif not emitted & _ACK_BREACHED:
+            elif not emitted & ACK_BREACHED:
                 best = s.opened_at + rule.acknowledge
-        if not emitted & _ELEVATED:
+        if not emitted & ELEVATED:
             el = self._elevation_point(s, rule, since)
             if el is not None and (best is None or el.at < best):
                 best = el.at
@@ -528,12 +334,12 @@ class Engine:
         ack_due = [p for p in self._ack_points(s, plan, rule) if p.at <= now]
         if ack_due:
             chosen = ack_due[-1]  # the breach when it is due, else the warning
-            s.emitted |= _ACK_WARNED | (_ACK_BREACHED if chosen.stage == "breach" else 0)
+            s.emitted |= ACK_WARNED | (ACK_BREACHED if chosen.stage == "breach" else 0)
             out.append(self._alert(s, plan, rule, chosen, stamp, len(ack_due) > 1))
 
         el = self._elevation_point(s, rule, since)
         if el is not None and el.at <= now:
-            s.emitted |= _ELEVATED
+            s.emitted |= ELEVATED
             out.append(self._alert(s, plan, rule, el, stamp, False))
 
         upd = self._update_due(s, plan, rule, now)
@@ -564,27 +370,3 @@ class Engine:
             s.eta,
             catch_up,
         )
-
-
-def alert_id(case_id: str, type_: str, stage: str, reason: str, due: int) -> str:
-    """The identity of an obligation.
-
-    Acknowledgement stages and the elevation happen at most once per case, so their identity
-    is the case and the stage alone (a priority change moves their deadline, not their
-    identity). Update points are many: their deadline is part of who they are.
-    """
-    if type_ == "update-due":
-        name = f"{case_id}\x1f{type_}\x1f{stage}\x1f{reason}\x1f{due}"
-    elif type_ == "ack-due":
-        name = f"{case_id}\x1f{type_}\x1f{stage}"
-    else:
-        name = f"{case_id}\x1f{type_}"
-    # uuid.uuid5 without its overhead (same bytes: SHA-1 of namespace + name, version 5).
-    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-_NS_BYTES: Final = ALERT_NAMESPACE.bytes

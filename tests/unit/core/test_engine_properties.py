@@ -9,9 +9,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caseclock.engine import CaseState
-from caseclock.events import Alert, CaseResolved, InboundEvent
-from caseclock.policy import Policy
+from caseclock.core.alerts import Alert
+from caseclock.core.facts import CaseResolved, InboundEvent
+from caseclock.core.policy import Policy
+from caseclock.core.state import CaseState
 from caseclock.replay import Replayer, alert_sort_key
 from tests.factories import DEFAULT_POLICY, eta, note, opened, reprioritised, resolved
 

@@ -1,4 +1,4 @@
-"""Unit tests for caseclock.metrics (a fresh CollectorRegistry per test)."""
+"""Unit tests for caseclock.live.metrics (a fresh CollectorRegistry per test)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from caseclock.metrics import (
+from caseclock.live.metrics import (
     ALERT_STAGES,
     CLOCKS,
     DEAD_LETTER_REASONS,

@@ -37,13 +37,13 @@ import orjson
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
-from .config import Config
-from .live.handlers import CaseService
-from .live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
-from .metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
-from .policy import Policy
-from .timeutil import US
-from .watchdog import StallWatch
+from caseclock.core.policy import Policy
+from caseclock.core.timeutil import US
+from caseclock.live.config import Config
+from caseclock.live.handlers import CaseService
+from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
+from caseclock.live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
+from caseclock.live.watchdog import StallWatch
 
 log = logging.getLogger("caseclock")
 

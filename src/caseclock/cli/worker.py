@@ -9,8 +9,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import Config, ConfigError
-from .policy import PolicyError, load_policy
+from caseclock.core.policy import PolicyError, load_policy
+from caseclock.live.config import Config, ConfigError
 
 log = logging.getLogger("caseclock")
 
@@ -91,8 +91,8 @@ def run_worker(env: Mapping[str, str] | None = None) -> int:
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
     from faust import Worker
 
-    from .logs import RepeatFilter
-    from .service import CaseClock
+    from caseclock.live.faust_app import CaseClock
+    from caseclock.live.logs import RepeatFilter
 
     repeats = RepeatFilter()
 

@@ -1,4 +1,4 @@
-"""Unit tests for caseclock.schemas and caseclock.deadletter.
+"""Unit tests for caseclock.contracts.schemas and caseclock.contracts.deadletter.
 
 `jsonschema` is not a dependency, so the samples are checked with a small validator covering
 exactly the keywords the generated schemas use (type, const, enum, pattern, anyOf, properties,
@@ -17,16 +17,10 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from caseclock.deadletter import DEAD_LETTER_TOPIC, DeadLetter
-from caseclock.events import (
-    ALERT_TYPES,
-    INBOUND_MODELS,
-    INBOUND_TYPES,
-    REJECT_REASONS,
-    AlertModel,
-)
-from caseclock.metrics import ALERT_STAGES
-from caseclock.schemas import (
+from caseclock.contracts.alerts import AlertModel
+from caseclock.contracts.deadletter import DEAD_LETTER_TOPIC, DeadLetter
+from caseclock.contracts.inbound import REJECT_REASONS
+from caseclock.contracts.schemas import (
     ALERT_VARIANTS,
     ASYNCAPI_FILE,
     DEAD_LETTER_SCHEMA,
@@ -35,8 +29,11 @@ from caseclock.schemas import (
     generate,
     main_schemas,
 )
+from caseclock.core.alerts import ALERT_TYPES
+from caseclock.core.facts import INBOUND_MODELS, INBOUND_TYPES
+from caseclock.live.metrics import ALERT_STAGES
 
-CHECKED_IN = Path(__file__).resolve().parents[2] / "schemas"
+CHECKED_IN = Path(__file__).resolve().parents[3] / "schemas"
 FILES = generate()
 
 
@@ -437,7 +434,7 @@ def test_asyncapi_describes_every_topic() -> None:
 
 
 def test_dead_letter_keeps_a_prefix_of_giant_values_and_says_so() -> None:
-    from caseclock.deadletter import MAX_DEAD_LETTER_VALUE_BYTES
+    from caseclock.contracts.deadletter import MAX_DEAD_LETTER_VALUE_BYTES
 
     small = DeadLetter.build("oversized", "x", "t", 0, 0, None, b"a" * 100, RECEIVED)
     assert (small.value_size, small.value_truncated) == (100, False)

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caseclock.schedule import DeadlineIndex
+from caseclock.core.schedule import DeadlineIndex
 
 
 def test_pop_due_returns_earliest_first_and_only_due() -> None:

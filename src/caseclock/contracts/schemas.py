@@ -9,9 +9,10 @@ Files (all JSON, serialised deterministically: sorted keys, 2-space indent, trai
 * ``<type>.schema.json`` for each inbound event (``case-opened`` ... ``priority-changed``),
   from the models' *validation* schema;
 * ``<topic>.schema.json`` for each alert topic (``ack-due``, ``update-due``, ``elevate-to-l2``),
-  from :class:`~caseclock.events.AlertModel`'s *serialisation* schema, narrowed to that topic's
+  from :class:`~caseclock.contracts.alerts.AlertModel`'s *serialisation* schema, narrowed to
+  that topic's
   ``type``, stages and reasons;
-* ``dead-letter.schema.json`` for :class:`~caseclock.deadletter.DeadLetter`;
+* ``dead-letter.schema.json`` for :class:`~caseclock.contracts.deadletter.DeadLetter`;
 * ``asyncapi.json``: the AsyncAPI 3.0.0 document describing every topic. It is JSON rather than
   YAML to keep the runtime free of a YAML dependency; JSON is valid YAML, so any AsyncAPI tool
   reads it as is.
@@ -31,9 +32,12 @@ from typing import Any, Final
 import orjson
 from pydantic import BaseModel
 
-from . import __version__
-from .deadletter import DEAD_LETTER_TOPIC, DeadLetter
-from .events import ALERT_TYPES, INBOUND_MODELS, INBOUND_TYPES, REJECT_REASONS, AlertModel
+from caseclock import __version__
+from caseclock.contracts.alerts import AlertModel
+from caseclock.contracts.deadletter import DEAD_LETTER_TOPIC, DeadLetter
+from caseclock.contracts.inbound import REJECT_REASONS
+from caseclock.core.alerts import ALERT_TYPES
+from caseclock.core.facts import INBOUND_MODELS, INBOUND_TYPES
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_BASE: Final = "https://caseclock.dev/schemas/"

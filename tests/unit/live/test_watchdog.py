@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caseclock.watchdog import StallWatch
+from caseclock.live.watchdog import StallWatch
 
 S = 10**6
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from caseclock.events import (
-    REJECT_REASONS,
-    AlertModel,
-    CaseNoted,
-    CaseOpened,
-    Rejected,
-    decode_event,
-)
+from caseclock.contracts.alerts import AlertModel
+from caseclock.contracts.inbound import REJECT_REASONS, Rejected, decode_event
+from caseclock.core.facts import CaseNoted, CaseOpened
 from tests.factories import DEFAULT_POLICY
 
 OPEN = {
@@ -111,8 +106,8 @@ def test_alert_json_uses_utc_z() -> None:
 
 
 def test_engine_alert_record_serialises_to_the_contract() -> None:
+    from caseclock.core.timeutil import to_us
     from caseclock.replay import replay
-    from caseclock.timeutil import to_us
     from tests.factories import T0, eta, note, opened
 
     alerts = replay(

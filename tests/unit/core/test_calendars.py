@@ -1,4 +1,4 @@
-"""Business-time arithmetic (caseclock.calendars) against the rules of spec section 6.
+"""Business-time arithmetic (caseclock.core.calendars) against the rules of spec section 6.
 
 Unit tests per rule in two zones with DST (Europe/Berlin, America/New_York), then hypothesis
 properties: ``add`` and ``elapsed`` against a slow, obviously correct reference that steps real
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caseclock.calendars import (
+from caseclock.core.calendars import (
     BUILTIN_24X7,
     DAYS,
     TWENTY_FOUR_SEVEN,
@@ -30,8 +30,8 @@ from caseclock.calendars import (
     lookup_calendar,
     parse_calendars,
 )
-from caseclock.policy import PolicyError
-from caseclock.timeutil import to_us
+from caseclock.core.policy import PolicyError
+from caseclock.core.timeutil import to_us
 
 US = 10**6
 M = 60 * US
@@ -300,7 +300,7 @@ def test_works_without_a_system_zone_database() -> None:
     dependency of caseclock: the same deadline comes out."""
     code = (
         "import zoneinfo, sys; assert zoneinfo.TZPATH == (), zoneinfo.TZPATH\n"
-        "from caseclock.calendars import parse_calendars\n"
+        "from caseclock.core.calendars import parse_calendars\n"
         "c = parse_calendars({'x': {'timezone': 'Europe/Berlin', 'hours': {'fri': '09:00-17:00',"
         " 'mon': '09:00-17:00'}}})['x']\n"
         f"print(c.add({local(BERLIN, '2026-03-27T16:00')}, {2 * H}))\n"

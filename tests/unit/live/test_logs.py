@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from caseclock.logs import RepeatFilter, Summary
+from caseclock.live.logs import RepeatFilter, Summary
 
 
 def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:

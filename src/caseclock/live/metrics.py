@@ -35,7 +35,8 @@ from typing import Final, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .events import INBOUND_TYPES, REJECT_REASONS
+from caseclock.contracts.inbound import REJECT_REASONS
+from caseclock.core.facts import INBOUND_TYPES
 
 __all__ = [
     "ACK_OUTCOMES",

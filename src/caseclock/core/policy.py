@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .timeutil import parse_duration
+from caseclock.core.timeutil import parse_duration
 
 DEFAULT_POLICY_RESOURCE = "support-plus.toml"
 

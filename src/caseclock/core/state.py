@@ -1,0 +1,204 @@
+"""One case's state: the folded facts plus what was already emitted, bounded in size."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from typing import Any, Final
+
+# Bounds that keep one case's state constant in size, whatever its number of events (see
+# docs in CaseState): the last SEEN_DIGESTS event ids are remembered for duplicate detection, and
+# at most MAX_PRIORITY_FACTS priority facts are kept.
+SEEN_DIGESTS: Final = 64
+SEEN_BYTES: Final = 8 * SEEN_DIGESTS
+MAX_PRIORITY_FACTS: Final = 32
+
+# Flags for the once-per-case obligations.
+ACK_WARNED: Final = 1
+ACK_BREACHED: Final = 2
+ELEVATED: Final = 4
+
+
+def digest(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+def seen_in(seen: bytes, d: bytes) -> bool:
+    """Whether the 8-byte digest d is one of the digests concatenated in seen."""
+    i = seen.find(d)
+    while i != -1:
+        if i % 8 == 0:
+            return True
+        i = seen.find(d, i + 1)  # a match straddling two digests is no match
+    return False
+
+
+def tiebreak(event_id: str) -> int:
+    """A stable integer order among facts with the same occurred_at."""
+    return int.from_bytes(digest(event_id), "big")
+
+
+class CaseState:
+    """Everything caseclock knows about one case: folded facts plus what was already emitted.
+
+    Slotted and made of ints and short strings because one of these lives in memory per open
+    case per partition; the benchmark holds it to well under a kilobyte.
+
+    **Bounded by design.** Its size does not grow with the case's number of events, so a case
+    with a monitor posting a note every minute for months costs what a fresh one costs:
+
+    * every fact folds by min/max (or a set insert keyed by (occurred_at, event_id)), so the
+      fold is idempotent: re-applying an event with the same content changes nothing, however
+      long ago it was first seen. Duplicate detection is therefore an optimisation and a
+      count, not a correctness mechanism, and it is bounded: the digests of the last
+      SEEN_DIGESTS event ids are kept (`seen`). Within them a reused event_id is a duplicate
+      even with different content; beyond them a reused id with *different* content is taken
+      as a new fact (a repeat with the same content still changes nothing).
+    * the priority history keeps at most MAX_PRIORITY_FACTS facts: past that, runs of one
+      priority are merged into their first fact and then the oldest facts after the opening
+      one are forgotten (a case re-prioritised dozens of times keeps its latest history).
+    * strings are bounded by the inbound contract (ids 256, subject 1024 characters).
+    """
+
+    __slots__ = (
+        "case_id",
+        "comm_first",
+        "comm_last",
+        "created",
+        "customer_id",
+        "emitted",
+        "eta",
+        "eta_or_workaround",
+        "eta_set_at",
+        "eta_tb",
+        "open_tb",
+        "opened_at",
+        "plan",
+        "priorities",
+        "reported_at",
+        "resolved_at",
+        "seen",
+        "subject",
+        "update_through",
+    )
+
+    def __init__(self, case_id: str, created: int) -> None:
+        self.case_id = case_id
+        self.created = created
+        """When caseclock first heard of the case (caller's clock); bounds unopened retention."""
+        self.opened_at: int | None = None
+        self.open_tb = 0
+        self.plan: str | None = None
+        self.reported_at: int | None = None
+        self.customer_id: str | None = None
+        self.subject: str | None = None
+        self.priorities: list[tuple[int, int, int]] = []
+        """(occurred_at, tiebreak, priority), sorted: the latest is the current priority."""
+        self.comm_first: int | None = None
+        self.comm_last: int | None = None
+        self.eta_or_workaround: int | None = None
+        """Earliest ETA or workaround: cancels a timed elevation that falls due after it."""
+        self.eta_set_at: int | None = None
+        self.eta_tb = 0
+        self.eta: int | None = None
+        self.resolved_at: int | None = None
+        self.seen = b""
+        """8-byte digests of the last SEEN_DIGESTS event ids applied, oldest first."""
+        self.emitted = 0
+        self.update_through: int | None = None
+        """Update-clock high-water mark: points at or before it are done (emitted or skipped)."""
+
+    # --- serialisation (the live service stores this in a changelog-backed table) --------
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"c": self.case_id, "cr": self.created}
+        for short, name in _FIELDS:
+            v = getattr(self, name)
+            if v is not None and v != 0 and v != b"" and v != []:
+                d[short] = v
+        if self.seen:
+            d["sn"] = self.seen.hex()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CaseState:
+        s = cls(d["c"], d["cr"])
+        for short, name in _FIELDS:
+            if short in d:
+                setattr(s, name, d[short])
+        s.priorities = [(p[0], p[1], p[2]) for p in d.get("pr", [])]
+        s.seen = bytes.fromhex(d.get("sn", ""))[-SEEN_BYTES:]  # rows written before the bound
+        if len(s.priorities) > MAX_PRIORITY_FACTS:
+            compact_priorities(s)
+        return s
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CaseState) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"CaseState({self.to_dict()!r})"
+
+    # --- derived facts -------------------------------------------------------------------
+
+    @property
+    def opened(self) -> bool:
+        return self.opened_at is not None
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    @property
+    def ack_breach_emitted(self) -> bool:
+        return bool(self.emitted & ACK_BREACHED)
+
+
+_FIELDS: Final = (
+    ("o", "opened_at"),
+    ("ot", "open_tb"),
+    ("p", "plan"),
+    ("r", "reported_at"),
+    ("cu", "customer_id"),
+    ("su", "subject"),
+    ("pr", "priorities"),
+    ("cf", "comm_first"),
+    ("cl", "comm_last"),
+    ("ew", "eta_or_workaround"),
+    ("es", "eta_set_at"),
+    ("et", "eta_tb"),
+    ("e", "eta"),
+    ("rs", "resolved_at"),
+    ("em", "emitted"),
+    ("ut", "update_through"),
+)
+
+
+def add_priority(state: CaseState, t: int, tb: int, priority: int) -> None:
+    """Insert a priority fact in (occurred_at, tiebreak) order; the same fact twice is one."""
+    prs = state.priorities
+    i = bisect.bisect_left(prs, (t, tb))
+    if i < len(prs) and prs[i][0] == t and prs[i][1] == tb:
+        return  # this event's fact is already here: the fold stays idempotent
+    prs.insert(i, (t, tb, priority))
+    if len(prs) > MAX_PRIORITY_FACTS:
+        compact_priorities(state)
+
+
+def compact_priorities(state: CaseState) -> None:
+    """Shrink the priority history to MAX_PRIORITY_FACTS, losing as little as possible.
+
+    First merge runs of one priority into their first fact (what `current` needs of a run is
+    its start); if that is not enough, forget the oldest facts after the opening one (the
+    time-to-open promise needs the opening's priority).
+    """
+    opening = (state.opened_at, state.open_tb)
+    prs = state.priorities
+    merged = [prs[0]]
+    for fact in prs[1:]:
+        if fact[2] == merged[-1][2] and (fact[0], fact[1]) != opening:
+            continue
+        merged.append(fact)
+    while len(merged) > MAX_PRIORITY_FACTS:
+        drop = next(i for i, f in enumerate(merged) if (f[0], f[1]) != opening)
+        del merged[drop]
+    state.priorities = merged
