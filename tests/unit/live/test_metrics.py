@@ -272,4 +272,6 @@ def test_event_types_constant_matches_contract() -> None:
         "eta-set",
         "case-resolved",
         "priority-changed",
+        "status-changed",
+        "case-reopened",
     }
