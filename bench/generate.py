@@ -16,6 +16,11 @@ The history is a small discrete-event simulation of a support desk on the "suppo
 * delivery faults: ~1% of events arrive a few minutes late (out of order), ~0.5% are delivered
   twice (same event_id, same bytes), and ~3% of cases have a customer note that occurred (and
   arrives) before their case-opened.
+* with ``--pauses`` (``iter_events(..., pauses=True)``): about a quarter of the cases wait on
+  the customer for a while (``status-changed`` to ``pending`` and back to ``open``), and ~5% of
+  the resolved cases are reopened once and resolved again later. Off by default, so the
+  histories of the checked-in benchmark figures stay what they were; the decisions come from a
+  second random stream, so turning it on adds events without changing the others' times.
 
 Output is streamed: only the pending events of open cases and a few minutes of delivery buffer
 are held in memory. Deterministic for a seed (``random.Random(seed)``, no wall clock, no hash
@@ -89,6 +94,8 @@ _P_NOTE_AFTER_RESOLVED = 0.03
 _P_DELAYED = 0.01  # delivered late: out of order
 _DELAY_RANGE = (30_000, 10 * MIN)
 _P_DUPLICATE = 0.005
+_P_PAUSE = 0.25  # with pauses=True: the case waits on the customer once
+_P_REOPEN = 0.05  # with pauses=True: a resolved case is reopened once
 _DUP_DELAY_RANGE = (0, 90_000)
 
 _CUSTOMERS = 5000
@@ -147,7 +154,7 @@ def make_subject(rng: random.Random) -> str:
 
 
 # event kinds inside the simulation (compact tuples; encoded when popped)
-_OPENED, _NOTED, _ETA, _RESOLVED, _PRIORITY = range(5)
+_OPENED, _NOTED, _ETA, _RESOLVED, _PRIORITY, _STATUS, _REOPENED = range(7)
 
 
 class GeneratorStats:
@@ -204,8 +211,12 @@ def _ts(ms: int) -> str:
 
 
 class _Sim:
-    def __init__(self, seed: int, start_ms: int, rate: float, stats: GeneratorStats) -> None:
+    def __init__(
+        self, seed: int, start_ms: int, rate: float, stats: GeneratorStats, pauses: bool = False
+    ) -> None:
         self.rng = random.Random(seed)
+        self.pauses = pauses
+        self.life_rng = random.Random(seed * 1_000_003 + 7)
         self.start = start_ms
         self.rate_per_ms = rate / HOUR
         self.stats = stats
@@ -357,6 +368,22 @@ class _Sim:
             if rng.random() < _P_NOTE_AFTER_RESOLVED:
                 t_thanks = t_end + round(rng.expovariate(1.0 / (2 * HOUR)))
                 self._push(t_thanks, case_id, _NOTED, ("customer", "public", False))
+        if self.pauses:
+            self._lifecycle(case_id, t_open, t_end, abandoned)
+
+    def _lifecycle(self, case_id: str, t_open: int, t_end: int, abandoned: bool) -> None:
+        """Pauses and a reopen (only with pauses=True), drawn from their own random stream."""
+        lr = self.life_rng
+        if lr.random() < _P_PAUSE:
+            t_pause = t_open + round((t_end - t_open) * lr.uniform(0.1, 0.6))
+            self._push(t_pause, case_id, _STATUS, "pending")
+            t_back = t_pause + round((t_end - t_pause) * lr.uniform(0.1, 0.8))
+            self._push(t_back, case_id, _STATUS, "open")
+        if not abandoned and lr.random() < _P_REOPEN:
+            t_reopen = t_end + round(lr.uniform(0.5, 48) * HOUR)
+            self._push(t_reopen, case_id, _REOPENED, None)
+            self._push(t_reopen + 10 * MIN, case_id, _NOTED, ("support", "public", False))
+            self._push(t_reopen + round(lr.uniform(1, 24) * HOUR), case_id, _RESOLVED, "fixed")
 
     # --- encoding ----------------------------------------------------------------------------
 
@@ -397,6 +424,21 @@ class _Sim:
                 "case_id": case_id,
                 "occurred_at": _ts(t),
                 "resolution": extra,
+            }
+        elif kind == _STATUS:
+            ev = {
+                "event_id": self._event_id(),
+                "type": "status-changed",
+                "case_id": case_id,
+                "occurred_at": _ts(t),
+                "status": extra,
+            }
+        elif kind == _REOPENED:
+            ev = {
+                "event_id": self._event_id(),
+                "type": "case-reopened",
+                "case_id": case_id,
+                "occurred_at": _ts(t),
             }
         else:
             ev = {
@@ -455,14 +497,16 @@ def iter_events(
     *,
     rate: float = DEFAULT_RATE,
     stats: GeneratorStats | None = None,
+    pauses: bool = False,
 ) -> Iterator[bytes]:
     """Yield exactly n JSON-encoded inbound events (bytes, no newline), deterministic per seed.
 
     `start` is an RFC 3339 timestamp (or epoch milliseconds); `rate` is case arrivals per hour.
-    Pass a GeneratorStats to collect counters while iterating.
+    Pass a GeneratorStats to collect counters while iterating. `pauses` adds status changes
+    (waiting on the customer) and reopened cases.
     """
     start_ms = start if isinstance(start, int) else _parse_start(start)
-    sim = _Sim(seed, start_ms, rate, stats if stats is not None else GeneratorStats())
+    sim = _Sim(seed, start_ms, rate, stats if stats is not None else GeneratorStats(), pauses)
     return sim.run(n)
 
 
@@ -474,12 +518,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="case arrivals per hour")
     p.add_argument("--out", default="-", help="output file, or - for stdout (default)")
     p.add_argument("--stats", action="store_true", help="print counters as JSON on stderr")
+    p.add_argument("--pauses", action="store_true", help="add pauses and reopened cases")
     args = p.parse_args(argv)
     stats = GeneratorStats()
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
     try:
         buf: list[bytes] = []
-        for line in iter_events(args.events, args.seed, args.start, rate=args.rate, stats=stats):
+        for line in iter_events(
+            args.events, args.seed, args.start, rate=args.rate, stats=stats, pauses=args.pauses
+        ):
             buf.append(line)
             if len(buf) >= 4096:
                 out.write(b"\n".join(buf) + b"\n")
