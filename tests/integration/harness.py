@@ -54,7 +54,15 @@ update_every = "20s"
 elevate = "never"
 """
 
-INPUT_TOPICS = ("case-opened", "case-noted", "eta-set", "case-resolved", "priority-changed")
+INPUT_TOPICS = (
+    "case-opened",
+    "case-noted",
+    "eta-set",
+    "case-resolved",
+    "priority-changed",
+    "status-changed",
+    "case-reopened",
+)
 ALERT_TYPES = ("ack-due", "update-due", "elevate-to-l2")
 
 

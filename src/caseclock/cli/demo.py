@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from caseclock.core.facts import INBOUND_TYPES
 from caseclock.live.config import Config
 
 CUSTOMERS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell")
@@ -175,7 +176,7 @@ async def produce(cfg: Config, every: float, cases: int | None, seed: int | None
 
 
 def _input_topic_map(cfg: Config) -> dict[str, str]:
-    types = ("case-opened", "case-noted", "eta-set", "case-resolved", "priority-changed")
+    types = INBOUND_TYPES
     if len(cfg.input_topics) == 1:
         return dict.fromkeys(types, cfg.input_topics[0])
     by_name = {t: t for t in cfg.input_topics}
