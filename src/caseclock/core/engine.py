@@ -185,6 +185,23 @@ class Engine:
         limit = first_rule.time_to_open
         return first_rule.priority, took, limit is not None and took > limit
 
+    def time_to_acknowledge(self, state: CaseState) -> tuple[int, bool] | None:
+        """(counted time from opening to acknowledgement, on time) once both are known.
+
+        Counted like the acknowledge window itself (its calendar, less pauses and resolved
+        stretches), so a Friday-evening case acknowledged on Monday morning is on time; on
+        time means at or before the acknowledge deadline (inclusive)."""
+        if state.opened_at is None or state.comm_first is None:
+            return None
+        cur = self.current(state)
+        if cur is None:
+            return None
+        plan, rule, _ = cur
+        stops = self._stops(state, plan) if state.statuses or state.resolutions else _NO_STOPS
+        took = _elapsed(rule.calendar, stops, state.opened_at, state.comm_first)
+        deadline = _add(rule.calendar, stops, state.opened_at, rule.acknowledge)
+        return took, deadline is None or state.comm_first <= deadline
+
     # --- stops: pauses and resolved stretches ------------------------------------------------
 
     @staticmethod

@@ -298,3 +298,18 @@ def test_the_built_in_policy_counts_24x7() -> None:
     rules = [r for p in policy.plans.values() for r in p.priorities.values()]
     assert {r.calendar.name for r in rules} == {"24x7"}
     assert all(r.calendar.always_open for r in rules)
+
+
+def test_time_to_acknowledge_counts_in_business_time() -> None:
+    from caseclock.core.engine import Engine
+
+    engine = Engine(POLICY)
+    # Opened Friday 16:00, acknowledged Monday 11:00: 3 business hours, within the 4 h window.
+    state, _ = engine.apply(None, opened("C", local("2026-01-09 16:00")), 0)
+    engine.apply(state, note("C", local("2026-01-12 11:00")), 0)
+    assert engine.time_to_acknowledge(state) == (3 * 3600 * 10**6, True)
+    engine.apply(state, note("C", local("2026-01-12 10:00")), 0)  # an earlier one: 2 h
+    assert engine.time_to_acknowledge(state) == (2 * 3600 * 10**6, True)
+    late, _ = engine.apply(None, opened("L", local("2026-01-09 16:00")), 0)
+    engine.apply(late, note("L", local("2026-01-12 12:00:01")), 0)
+    assert engine.time_to_acknowledge(late) == (4 * 3600 * 10**6 + 10**6, False)
