@@ -218,7 +218,7 @@ def asyncapi() -> dict[str, Any]:
         add(
             t,
             f"Inbound `{t}` events from the ticketing system. One topic per event type is the "
-            "default; all five types may instead share a single combined topic, since every "
+            "default; all the types may instead share a single combined topic, since every "
             "event names its `type`. The Kafka key must equal the event's `case_id`.",
             _message(t, _INBOUND_SUMMARY[t], {"$ref": f"./{schema_file(t)}"}, _CASE_ID_KEY),
             ("receive",),
