@@ -1,8 +1,9 @@
 """The demo: a producer that behaves like a busy support desk, and a live console of alerts.
 
 `caseclock demo produce` opens cases and works them (acknowledges most, late or never some,
-sets ETAs, finds workarounds, resolves), now and then sends a malformed message, all under
-the accelerated demo policy (`policies/demo.toml`: the support-plus shape in seconds).
+sets ETAs, finds workarounds, puts some on hold waiting for the customer, resolves), now and
+then sends a malformed message, all under the accelerated demo policy (`policies/demo.toml`:
+the support-plus shape in seconds, plus a business-hours plan).
 `caseclock demo watch` prints every alert and dead letter as it arrives. `caseclock demo` runs a
 worker plus both, which is what the README's first command starts.
 """
@@ -71,6 +72,8 @@ class Desk:
             "customer_id": rng.choice(CUSTOMERS),
             "subject": rng.choice(SUBJECTS),
         }
+        if prio > 1 and rng.random() < 0.3:  # P2/P3 on the business-hours plan
+            opened["plan"] = "office-hours"
         steps: list[tuple[float, dict[str, Any] | bytes]] = [(0.0, opened)]
         ack = {1: 20, 2: 40, 3: 60}[prio]
         fate = rng.random()
@@ -93,6 +96,11 @@ class Desk:
                         },
                     )
                 )
+            if rng.random() < 0.3:  # waiting on the customer for a while: clocks stop
+                pause = t + rng.uniform(2, 10)
+                steps.append((pause, {"type": "status-changed", "status": "pending"}))
+                back = pause + rng.uniform(20, 60)
+                steps.append((back, {"type": "status-changed", "status": "open"}))
             if rng.random() < 0.6:
                 steps.append((t + rng.uniform(30, 120), {"type": "case-resolved"}))
         elif fate < 0.8:  # acknowledged late
@@ -205,6 +213,8 @@ def render_alert(a: Mapping[str, Any]) -> str:
     late = (fired - datetime.fromisoformat(str(a["due_at"]))).total_seconds()
     who = f"{a['case_id']} ({a.get('customer_id') or '-'})"
     extra = " catch-up" if a.get("catch_up") else ""
+    if a.get("calendar", "24x7") != "24x7":
+        extra += f" ({a['calendar']} hours)"
     return (
         f"{_clock()}  P{a['priority']}  {a['type']:<14} {a['stage'].upper():<8} {who:<22} "
         f"due {due}  late {late:5.2f}s  {a['reason']}{extra}"
