@@ -72,6 +72,13 @@ class Policy:
     def all_priorities(self) -> frozenset[int]:
         return frozenset(pr for plan in self.plans.values() for pr in plan.priorities)
 
+    @property
+    def calendar_names(self) -> frozenset[str]:
+        """The calendars some priority counts in (metric label values are created for them)."""
+        return frozenset(
+            r.calendar.name for plan in self.plans.values() for r in plan.priorities.values()
+        )
+
     def windows_seconds(self) -> dict[str, list[float]]:
         """Every ack and time-to-open window, in seconds (for histogram buckets)."""
         ack = sorted(
@@ -188,8 +195,8 @@ def policy_from_mapping(doc: Mapping[str, Any], source: str = "<mapping>") -> Po
         try:
             plan_cal = lookup_calendar(calendars, pd.calendar, f"plans.{name}.calendar")
         except PolicyError as e:
-            errors.append(str(e))
-            continue
+            errors.append(str(e))  # go on: the priorities' own calendars are checked too
+            plan_cal = calendars["24x7"]
         for prio, rd in pd.priorities.items():
             cal = plan_cal
             if rd.calendar is not None:

@@ -313,3 +313,13 @@ def test_time_to_acknowledge_counts_in_business_time() -> None:
     late, _ = engine.apply(None, opened("L", local("2026-01-09 16:00")), 0)
     engine.apply(late, note("L", local("2026-01-12 12:00:01")), 0)
     assert engine.time_to_acknowledge(late) == (4 * 3600 * 10**6 + 10**6, False)
+
+
+def test_every_unknown_calendar_is_reported_at_once() -> None:
+    text = POLICY_TOML.replace('calendar = "emea"', 'calendar = "nowhere"').replace(
+        '1]\ncalendar = "24x7"', '1]\ncalendar = "elsewhere"'
+    )
+    with pytest.raises(PolicyError) as err:
+        policy_from_toml(text, "<test>")
+    assert "plans.gold.calendar: unknown calendar 'nowhere'" in str(err.value)
+    assert "plans.gold.priorities.1.calendar: unknown calendar 'elsewhere'" in str(err.value)
