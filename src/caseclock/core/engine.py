@@ -165,6 +165,12 @@ class Engine:
             return plan, rule, since
         return None
 
+    def calendar_of(self, state: CaseState, priority: int) -> str:
+        """The name of the calendar a priority of the case's plan counts in."""
+        plan = self.plan_of(state)
+        rule = None if plan is None else plan.priorities.get(priority)
+        return "24x7" if rule is None else rule.calendar.name
+
     def time_to_open(self, state: CaseState) -> tuple[int, int, bool] | None:
         """(priority, opened_at - reported_at, breached) when reported_at is known.
 
