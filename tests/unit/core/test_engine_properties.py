@@ -283,3 +283,67 @@ def test_state_round_trips_through_json(events: list[InboundEvent]) -> None:
         r.feed(e)
     for s in r.states.values():
         assert CaseState.from_dict(orjson.loads(orjson.dumps(s.to_dict()))) == s
+
+
+@st.composite
+def paused_case(draw: st.DrawFn) -> tuple[str, int, list[tuple[float, str]]]:
+    plan = draw(st.sampled_from(["support-plus", "biz"]))
+    priority = draw(st.integers(2, 3))
+    changes = draw(
+        st.lists(
+            st.tuples(quarter_hours, st.sampled_from(["pending", "on-hold", "open"])),
+            max_size=6,
+            unique_by=lambda c: c[0],
+        )
+    )
+    return plan, priority, changes
+
+
+@settings(max_examples=100, deadline=None)
+@given(paused_case(), quarter_hours)
+def test_ack_deadline_agrees_with_a_minute_stepping_reference(
+    case: tuple[str, int, list[tuple[float, str]]], opened_h: float
+) -> None:
+    """The acknowledge deadline of a case with pauses, in a business calendar or 24x7, is where
+    a slow reference puts it: step minute by minute from the opening, count the minutes that
+    are open in the calendar and not paused, stop at the window; a deadline that falls where a
+    pause begins is owed where that pause ends."""
+    plan_name, priority, changes = case
+    plan = PROPERTY_POLICY.plans[plan_name]
+    rule = plan.priorities[priority]
+    events: list[InboundEvent] = [
+        opened("P", opened_h, priority, plan=plan_name, policy=PROPERTY_POLICY, event_id="o")
+    ]
+    events += [status("P", t, s, event_id=f"s{i}") for i, (t, s) in enumerate(changes)]
+    r = Replayer(PROPERTY_POLICY)
+    fired: list[Alert] = []
+    for e in sorted(events, key=lambda e: e.occurred_at):
+        fired += r.feed(e)
+    origin = to_us(events[0].occurred_at) - round(opened_h * 3600e6)
+    facts = sorted((origin + round(t * 3600e6), s) for t, s in changes)
+
+    def paused(t: int) -> bool:
+        current = [s for at, s in facts if at <= t]
+        return bool(current) and current[-1] in plan.pause_statuses
+
+    minute = 60 * 10**6
+    t = to_us(events[0].occurred_at)
+    counted = 0
+    while counted < rule.acknowledge:
+        if rule.calendar.is_open(t) and not paused(t):
+            counted += minute
+        t += minute
+        if t - origin > 60 * 24 * 3600 * 10**6:  # paused for good: no deadline
+            t = -1
+            break
+    if t != -1:
+        while paused(t):  # a pause that began exactly at the deadline: owed at its end
+            later = [at for at, s in facts if at > t and s not in plan.pause_statuses]
+            t = later[0] if later else -1
+            if t == -1:
+                break
+    expected = None if t == -1 else t
+    fired += r.finish(origin + 61 * 24 * 3600 * 10**6)
+    breaches = [a.due_us for a in fired if a.type == "ack-due" and a.stage == "breach"]
+    assert breaches == ([] if expected is None else [expected])
+    assert all(not a.catch_up for a in fired)
