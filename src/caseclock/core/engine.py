@@ -286,7 +286,7 @@ class Engine:
         if rule.elevate == "immediately":
             # Immediate whatever the hour, but not while paused or resolved: then at the end
             # of that stretch.
-            at = _unstopped(stops, since)
+            at = _unstopped(stops, since) if stops else since
             if at is None:
                 return None
             return _Point(at, "elevate-to-l2", "action", f"priority-{rule.priority}")
@@ -330,7 +330,12 @@ class Engine:
         window = rule.update_every
         warn = None if plan.warn_fraction is None else round(plan.warn_fraction * window)
         start = anchor if through is None or through < anchor else through
-        e_start = 0 if start == anchor else _elapsed(rule.calendar, stops, anchor, start)
+        if start == anchor:
+            e_start = 0
+        elif not stops and rule.calendar.always_open:
+            e_start = start - anchor  # the 24x7 path: plain arithmetic
+        else:
+            e_start = _elapsed(rule.calendar, stops, anchor, start)
         return eta_point, anchor, window, warn, start, e_start
 
     def _update_next(
@@ -344,9 +349,12 @@ class Engine:
             return eta_point  # every periodic point lies after the ETA
         k = e_start // window + 1  # the window `start` lies in
         cal = rule.calendar
-        if warn is not None and (k - 1) * window + warn > e_start:
-            return _add(cal, stops, anchor, (k - 1) * window + warn)
-        return _add(cal, stops, anchor, k * window)
+        offset = k * window
+        if warn is not None and offset - window + warn > e_start:
+            offset = offset - window + warn
+        if not stops and cal.always_open:
+            return anchor + offset  # the 24x7 path: plain arithmetic
+        return _add(cal, stops, anchor, offset)
 
     def _update_due(
         self,
@@ -429,21 +437,28 @@ class Engine:
         This is what the deadline index holds per case; nothing fires for unopened or resolved
         cases, so they have none. (Called after every event: kept free of allocations.)
         """
-        if s.opened_at is None or s.resolved:
+        rz = s.resolutions
+        if s.opened_at is None or (rz and rz[-1][2]):  # unopened, or resolved
             return None
         cur = self.current(s)
         if cur is None:
             return None
         plan, rule, since = cur
-        stops = self._stops(s, plan) if s.statuses or s.resolutions else _NO_STOPS
+        stops = self._stops(s, plan) if s.statuses or rz else _NO_STOPS
         best: int | None = None
         emitted = s.emitted
         if s.comm_first is None:
-            cal = rule.calendar
+            ack = -1
             if plan.warn_fraction is not None and not emitted & (ACK_WARNED | ACK_BREACHED):
-                best = _add(cal, stops, s.opened_at, round(plan.warn_fraction * rule.acknowledge))
+                ack = round(plan.warn_fraction * rule.acknowledge)
             elif not emitted & ACK_BREACHED:
-                best = _add(cal, stops, s.opened_at, rule.acknowledge)
+                ack = rule.acknowledge
+            if ack >= 0:
+                cal = rule.calendar
+                if not stops and cal.always_open:
+                    best = s.opened_at + ack  # the 24x7 path: plain arithmetic
+                else:
+                    best = _add(cal, stops, s.opened_at, ack)
         if not emitted & ELEVATED:
             el = self._elevation_point(s, rule, since, stops)
             if el is not None and (best is None or el.at < best):
@@ -466,7 +481,8 @@ class Engine:
         case learned or recomputed after its deadlines catches up.
         """
         stamp = now if fired_at is None else fired_at
-        if s.resolved:
+        rz = s.resolutions
+        if rz and rz[-1][2]:  # resolved
             return []
         cur = self.current(s)
         if cur is None:
