@@ -19,13 +19,12 @@ across both DST changes and every holiday) and the support-plus windows (1 h, 4 
 
 Each figure is the best of ``--repeat`` passes over the same ``--n`` inputs (loop overhead
 included: a bare loop over the inputs is reported too). Results go to
-bench/results/calendar-<UTC date>.json, with the machine description of replay_bench.py.
+bench/results/calendar-<UTC date>.json, with the header of bench/common.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import sys
@@ -39,7 +38,7 @@ import orjson
 
 from caseclock.core.calendars import Calendar, parse_calendars
 from caseclock.core.timeutil import to_us
-from replay_bench import _pin, git_commit, machine_description
+from common import pin_to_one_core, result_header
 
 BENCH = Path(__file__).resolve().parent
 H = 3600 * 10**6
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     started = datetime.now(UTC)
-    pinning = _pin(args.no_pin)
+    pinning = pin_to_one_core(args.no_pin)
     adds, spans = _inputs(args.n, args.seed)
     calendars = parse_calendars(CALENDARS_DOC)
     measured: dict[str, Any] = {}
@@ -186,13 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         row["add_warm"]["x_24x7"] = round(row["add_warm"]["us_per_op"] / base, 2)
 
     result: dict[str, Any] = {
-        "benchmark": "caseclock Calendar.add / Calendar.elapsed per second",
-        "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": git_commit(),
-        "python": sys.version.replace("\n", " "),
-        "python_implementation": platform.python_implementation(),
-        "machine": machine_description(),
+        **result_header("caseclock Calendar.add / Calendar.elapsed per second", started),
         "pinning": pinning,
         "parameters": {
             "n": args.n,

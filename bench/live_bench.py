@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import platform
 import random
 import shutil
 import signal
@@ -51,6 +50,7 @@ from typing import Any
 import orjson
 
 from caseclock.live.config import SETTINGS_BY_ENV
+from common import result_header, tree_dirty
 from generate import GeneratorStats, iter_events, make_customer, make_subject
 from live_support import (
     AT_WORKER_DEFAULT,
@@ -89,7 +89,6 @@ from live_support import (
     watch_consumption,
     worker_pid,
 )
-from replay_bench import git, git_commit, machine_description
 
 BENCH = REPO / "bench"
 PARTS = ("ingest", "lateness", "recovery", "memory")
@@ -981,14 +980,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     run_id = f"lb{uuid.uuid4().hex[:8]}"
     result: dict[str, Any] = {
-        "benchmark": "caseclock live: the worker on a real broker, seen from outside",
-        "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": git_commit(),
-        "tree_dirty": _dirty(),
-        "python": sys.version.replace("\n", " "),
-        "python_implementation": platform.python_implementation(),
-        "machine": machine_description(),
+        **result_header("caseclock live: the worker on a real broker, seen from outside", started),
+        "tree_dirty": tree_dirty(),
         "load_start": load(),
         "mode": "smoke" if args.smoke else "full",
         "million": args.million,
@@ -1038,11 +1031,6 @@ def _rel(path: Path) -> Path:
         return path.resolve().relative_to(REPO)
     except ValueError:
         return path
-
-
-def _dirty() -> bool | None:
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,9 @@ import argparse
 import cProfile
 import gc
 import io
-import os
-import platform
 import pstats
 import random
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -56,96 +53,12 @@ from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer
+from common import pin_to_one_core, result_header, rss_kib
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 TARGET_EVENTS_PER_S = 100_000
 TARGET_BYTES_PER_CASE = 1024
-
-
-# --- environment -----------------------------------------------------------------------------
-
-
-def git(*args: str) -> str | None:
-    """The stripped output of a git command in the checkout (None when git fails)."""
-    try:
-        out = subprocess.run(
-            ["git", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    """The short commit of the checkout (None outside git); shared with live_bench.py."""
-    return git("rev-parse", "--short", "HEAD") or None
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _mem_total_kib() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def rss_kib(pid: int | str = "self", field: str = "VmRSS") -> int | None:
-    """Resident memory of a process in KiB (VmRSS, or VmHWM for its peak); None when
-    unreadable (the process is gone, or this is not Linux)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def machine_description() -> dict[str, Any]:
-    """What the figures were measured on; shared with live_bench.py."""
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "mem_total_kib": _mem_total_kib(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-
-
-def _pin(no_pin: bool) -> dict[str, Any]:
-    """Run on one core: keep an affinity set by taskset, else set it to CPU 0 in-process."""
-    if not hasattr(os, "sched_getaffinity"):
-        return {"pinned": False, "how": "unsupported on this platform", "cpus": None}
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) == 1:
-        return {"pinned": True, "how": "affinity set before start (taskset -c)", "cpus": cpus}
-    if no_pin:
-        return {"pinned": False, "how": "--no-pin", "cpus": cpus}
-    os.sched_setaffinity(0, {cpus[0]})
-    return {
-        "pinned": True,
-        "how": f"os.sched_setaffinity(0, {{{cpus[0]}}}) in-process (same effect as taskset -c)",
-        "cpus": sorted(os.sched_getaffinity(0)),
-        "taskset_available": shutil.which("taskset") is not None,
-    }
 
 
 # --- phase 1: history ------------------------------------------------------------------------
@@ -610,16 +523,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     started = datetime.now(UTC)
-    pinning = _pin(args.no_pin)
+    pinning = pin_to_one_core(args.no_pin)
     policy = load_policy()
     result: dict[str, Any] = {
-        "benchmark": "caseclock replay (decode_event + Replayer.feed + finish) and memory/case",
-        "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": git_commit(),
-        "python": sys.version.replace("\n", " "),
-        "python_implementation": platform.python_implementation(),
-        "machine": machine_description(),
+        **result_header(
+            "caseclock replay (decode_event + Replayer.feed + finish) and memory/case", started
+        ),
         "pinning": pinning,
         "gc": "default (enabled, thresholds " + str(gc.get_threshold()) + ")",
         "parameters": {
