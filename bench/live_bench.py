@@ -49,9 +49,16 @@ from typing import Any
 
 import orjson
 
+from caseclock.cli.simulator import (
+    GeneratorStats,
+    event_doc,
+    iter_events,
+    make_customer,
+    make_subject,
+    random_event_id,
+)
 from caseclock.live.config import SETTINGS_BY_ENV
 from common import result_header, tree_dirty
-from generate import GeneratorStats, iter_events, make_customer, make_subject
 from live_support import (
     AT_WORKER_DEFAULT,
     CONSUMED,
@@ -299,30 +306,30 @@ def builtin_policy() -> str:
 def case_opened(
     rng: random.Random, case_id: str, at_us: int, plan: str, priority: int
 ) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "type": "case-opened",
-        "case_id": case_id,
-        "occurred_at": iso(at_us),
-        "priority": priority,
-        "plan": plan,
-        "customer_id": make_customer(rng),
-        "subject": make_subject(rng),
-    }
+    doc = event_doc(
+        "case-opened",
+        case_id,
+        iso(at_us),
+        random_event_id(rng),
+        priority=priority,
+        plan=plan,
+        customer_id=make_customer(rng),
+        subject=make_subject(rng),
+    )
     if rng.random() < 0.75:
         doc["reported_at"] = iso(at_us - round(rng.uniform(10, 600) * US))
     return doc
 
 
 def support_note(rng: random.Random, case_id: str, at_us: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "type": "case-noted",
-        "case_id": case_id,
-        "occurred_at": iso(at_us),
-        "author": "support",
-        "visibility": "public",
-    }
+    return event_doc(
+        "case-noted",
+        case_id,
+        iso(at_us),
+        random_event_id(rng),
+        author="support",
+        visibility="public",
+    )
 
 
 def as_record(dep: BenchDeployment, doc: dict[str, Any]) -> tuple[str, bytes, bytes]:

@@ -46,6 +46,13 @@ from typing import Any
 
 import orjson
 
+from caseclock.cli.simulator import (
+    event_doc,
+    make_customer,
+    make_subject,
+    random_event_id,
+    rfc3339_ms,
+)
 from caseclock.contracts.inbound import Rejected, decode_event
 from caseclock.core.engine import Engine
 from caseclock.core.policy import Policy, load_policy
@@ -388,39 +395,32 @@ def _short(file: str) -> str:
 
 def _case_messages(n: int, seed: int) -> list[tuple[bytes, bytes]]:
     """n (case-opened, note) pairs with realistic content, as raw message bytes."""
-    sys.path.insert(0, str(BENCH))
-    from generate import _ts, make_customer, make_subject
-
     rng = random.Random(seed)
     start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
-
-    def eid() -> str:
-        h = f"{rng.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
     out = []
     for i in range(n):
         case_id = f"CS-{i + 1:08d}"
         t = start + i * 1500
-        opened = {
-            "event_id": eid(),
-            "type": "case-opened",
-            "case_id": case_id,
-            "occurred_at": _ts(t),
-            "priority": rng.choices((1, 2, 3), (0.10, 0.35, 0.55))[0],
-            "plan": "support-plus",
-            "reported_at": _ts(t - rng.randrange(60_000, 1_800_000)),
-            "customer_id": make_customer(rng),
-            "subject": make_subject(rng),
-        }
-        note = {
-            "event_id": eid(),
-            "type": "case-noted",
-            "case_id": case_id,
-            "occurred_at": _ts(t + rng.randrange(60_000, 3_600_000)),
-            "author": "support",
-            "visibility": "public",
-        }
+        opened = event_doc(
+            "case-opened",
+            case_id,
+            rfc3339_ms(t),
+            random_event_id(rng),
+            priority=rng.choices((1, 2, 3), (0.10, 0.35, 0.55))[0],
+            plan="support-plus",
+            reported_at=rfc3339_ms(t - rng.randrange(60_000, 1_800_000)),
+            customer_id=make_customer(rng),
+            subject=make_subject(rng),
+        )
+        note_id = random_event_id(rng)  # drawn before the note's time, as it always was
+        note = event_doc(
+            "case-noted",
+            case_id,
+            rfc3339_ms(t + rng.randrange(60_000, 3_600_000)),
+            note_id,
+            author="support",
+            visibility="public",
+        )
         out.append((orjson.dumps(opened), orjson.dumps(note)))
     return out
 
