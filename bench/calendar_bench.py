@@ -38,7 +38,7 @@ import orjson
 
 from caseclock.core.calendars import Calendar, parse_calendars
 from caseclock.core.timeutil import to_us
-from common import pin_to_one_core, result_header
+from common import add_run_arguments, pin_to_one_core, result_header, write_result
 
 BENCH = Path(__file__).resolve().parent
 H = 3600 * 10**6
@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=200_000, help="inputs per measurement")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeat", type=int, default=5, help="passes; the best one is reported")
-    p.add_argument("--no-pin", action="store_true", help="do not pin to one core")
-    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
-    p.add_argument("--no-write", action="store_true", help="print results, write no files")
+    add_run_arguments(p)
     args = p.parse_args(argv)
 
     started = datetime.now(UTC)
@@ -199,14 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "calendars": measured,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n"
-    if args.no_write:
-        print(text)
-    else:
-        args.results.mkdir(parents=True, exist_ok=True)
-        out = args.results / f"calendar-{started.date().isoformat()}.json"
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+    write_result(result, "calendar", started, args)
     summary = {
         name: {k: row[k]["ops_per_s"] for k in ("add_warm", "add_cold", "elapsed_warm") if k in row}
         for name, row in measured.items()

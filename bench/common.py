@@ -11,6 +11,7 @@ this directory is on ``sys.path`` and they import it as ``common``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -19,6 +20,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -137,3 +140,35 @@ def result_header(benchmark: str, started: datetime) -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "machine": machine_description(),
     }
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every single-core benchmark takes: pinning, and where its result goes."""
+    p.add_argument("--no-pin", action="store_true", help="do not pin to one core")
+    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
+    p.add_argument("--no-write", action="store_true", help="print results, write no files")
+
+
+def write_result(
+    result: dict[str, Any],
+    stem: str,
+    started: datetime,
+    args: argparse.Namespace,
+    *,
+    latest: str | None = None,
+) -> None:
+    """Write `result` to ``<--results>/<stem>-<UTC date>.json`` (and a copy to `latest`, when
+    named), or print it with --no-write; the options are those of `add_run_arguments`."""
+    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if args.no_write:
+        print(text)
+        return
+    results: Path = args.results
+    results.mkdir(parents=True, exist_ok=True)
+    dated = results / f"{stem}-{started.date().isoformat()}.json"
+    dated.write_text(text)
+    if latest is None:
+        print(f"wrote {dated}", file=sys.stderr)
+    else:
+        (results / latest).write_text(text)
+        print(f"wrote {dated} and {results / latest}", file=sys.stderr)

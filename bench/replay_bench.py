@@ -60,7 +60,7 @@ from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer
-from common import pin_to_one_core, result_header, rss_kib
+from common import add_run_arguments, pin_to_one_core, result_header, rss_kib, write_result
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -517,9 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the instrumented per-component timing pass",
     )
     p.add_argument("--top", type=int, default=20, help="profile rows to keep")
-    p.add_argument("--no-pin", action="store_true", help="do not pin to one core")
-    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
-    p.add_argument("--no-write", action="store_true", help="print results, write no files")
+    add_run_arguments(p)
     args = p.parse_args(argv)
 
     started = datetime.now(UTC)
@@ -609,15 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
 
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n"
-    if args.no_write:
-        print(text)
-    else:
-        args.results.mkdir(parents=True, exist_ok=True)
-        dated = args.results / f"replay-{started.date().isoformat()}.json"
-        dated.write_text(text)
-        (args.results / "latest.json").write_text(text)
-        print(f"wrote {dated} and {args.results / 'latest.json'}", file=sys.stderr)
+    write_result(result, "replay", started, args, latest="latest.json")
     print(orjson.dumps(result["targets"], option=orjson.OPT_INDENT_2).decode(), file=sys.stderr)
     return 0
 
