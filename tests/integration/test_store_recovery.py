@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from caseclock.cli.simulator import event_doc
 from tests.integration.harness import (
     Deployment,
     WorkerProcess,
@@ -63,47 +64,16 @@ def test_cases_survive_a_kill(
     w = WorkerProcess(dep, "w").start()
     try:
         w.wait_ready()
-        run(
-            produce(
-                kafka_bootstrap,
-                [
-                    # P3: ack warning 4 s, breach 8 s; acknowledged at once, so neither may fire
-                    # (its update clock starts then: a warning at 10 s is legitimate).
-                    event_message(
-                        topics,
-                        {
-                            "type": "case-opened",
-                            "event_id": "o1",
-                            "case_id": "K1",
-                            "occurred_at": now,
-                            "priority": 3,
-                        },
-                    ),
-                    event_message(
-                        topics,
-                        {
-                            "type": "case-noted",
-                            "event_id": "n1",
-                            "case_id": "K1",
-                            "occurred_at": now,
-                            "author": "support",
-                            "visibility": "public",
-                        },
-                    ),
-                    # P2, never acknowledged: ack warning 3 s, breach 6 s, elevation 8 s.
-                    event_message(
-                        topics,
-                        {
-                            "type": "case-opened",
-                            "event_id": "o2",
-                            "case_id": "K2",
-                            "occurred_at": now,
-                            "priority": 2,
-                        },
-                    ),
-                ],
-            )
-        )
+        support = {"author": "support", "visibility": "public"}
+        events = [
+            # P3: ack warning 4 s, breach 8 s; acknowledged at once, so neither may fire
+            # (its update clock starts then: a warning at 10 s is legitimate).
+            event_doc("case-opened", "K1", now, "o1", priority=3),
+            event_doc("case-noted", "K1", now, "n1", **support),
+            # P2, never acknowledged: ack warning 3 s, breach 6 s, elevation 8 s.
+            event_doc("case-opened", "K2", now, "o2", priority=2),
+        ]
+        run(produce(kafka_bootstrap, [event_message(topics, doc) for doc in events]))
         wait_until(lambda: open_cases(w) == 2, 30, what="both cases open before the kill")
         # Once the inputs are committed, the restarted worker does not read them again: only
         # the store (its data dir, or the changelog) can bring the cases back.

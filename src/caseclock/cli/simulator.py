@@ -37,12 +37,14 @@ from typing import Any
 
 import orjson
 
+from caseclock.contracts.inbound import REJECT_REASONS
 from caseclock.core.policy import Plan, load_policy
 
 __all__ = [
-    "DEAD_LETTER_REASONS",
     "DEFAULT_RATE",
     "DEFAULT_START",
+    "INPUT_REASONS",
+    "MALFORMED_KINDS",
     "BackdatedDesk",
     "Desk",
     "GeneratorStats",
@@ -213,23 +215,18 @@ def make_subject(rng: random.Random) -> str:
     return subject
 
 
-DEAD_LETTER_REASONS = (
-    "oversized",
-    "invalid-json",
-    "tombstone",
-    "invalid-event",
-    "unknown-type",
-    "unknown-plan",
-    "unknown-priority",
-    "naive-timestamp",
-    "key-mismatch",
-)
-"""Every reason an inbound message is dead-lettered for, in the order `BackdatedDesk` cycles
-through them ("oversized" first: see the end-to-end test's dead-letter topic)."""
+INPUT_REASONS = REJECT_REASONS[:8]
+"""The reason codes of bad input (the contract's first eight; the others are faults of the
+service, not something a producer can send)."""
+
+MALFORMED_KINDS = ("oversized", "tombstone", *(r for r in INPUT_REASONS if r != "oversized"))
+"""Every kind of message a worker dead-letters at the door: one per input reason code, plus a
+tombstone (rejected as ``invalid-json``). `BackdatedDesk` cycles through them in this order,
+"oversized" first (see the end-to-end test's dead-letter topic)."""
 
 
 def malformed(reason: str, route: Route, case: str, event_id: str, now: datetime) -> Message:
-    """A message that the worker dead-letters for `reason` (one of `DEAD_LETTER_REASONS`)."""
+    """A message that the worker dead-letters for `reason` (one of `MALFORMED_KINDS`)."""
     opened = route("case-opened")
     key = case.encode()
     base: dict[str, Any] = {"type": "case-opened", "event_id": event_id, "case_id": case}
@@ -257,7 +254,7 @@ def malformed(reason: str, route: Route, case: str, event_id: str, now: datetime
         # unknown fields are ignored, but the size limit (64 KiB) comes first
         doc = {**base, "occurred_at": ts, "priority": 3, "attachment": "x" * 70_000}
         return opened, key, orjson.dumps(doc)
-    raise ValueError(f"unknown dead-letter reason {reason!r}")
+    raise ValueError(f"no malformed message of kind {reason!r}")
 
 
 # --- the benchmarks' histories: a virtual clock, deterministic per seed ---------------------
@@ -780,7 +777,7 @@ class BackdatedDesk(Desk):
         return self.message(self.doc("case-resolved", case, at, resolution="fixed"))
 
     def dead_letter(self, case: str, now: datetime) -> Message:
-        reason = DEAD_LETTER_REASONS[self.dead % len(DEAD_LETTER_REASONS)]
+        reason = MALFORMED_KINDS[self.dead % len(MALFORMED_KINDS)]
         self.dead += 1
         return self.malformed(reason, case, now)
 

@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from caseclock.cli.simulator import (
-    DEAD_LETTER_REASONS,
+    INPUT_REASONS,
+    MALFORMED_KINDS,
     BackdatedDesk,
     Desk,
     Message,
@@ -35,7 +36,7 @@ def route(kind: str) -> str:
     return f"in.{kind}"
 
 
-@pytest.mark.parametrize("reason", [r for r in DEAD_LETTER_REASONS if r != "tombstone"])
+@pytest.mark.parametrize("reason", [r for r in MALFORMED_KINDS if r != "tombstone"])
 def test_each_malformed_message_is_rejected_for_its_reason(reason: str) -> None:
     topic, key, value = malformed(reason, route, "X1", "bad-1", NOW)
     assert topic.startswith("in.") and value is not None
@@ -75,7 +76,7 @@ def test_the_end_to_end_waves_cover_every_type_and_dead_letter_reason() -> None:
     policy = load_policy()
     desk = BackdatedDesk(route)
     sent: list[Message] = []
-    for i in range(2 * len(DEAD_LETTER_REASONS)):
+    for i in range(2 * len(MALFORMED_KINDS)):
         sent.extend(desk.wave(i))
     sent.extend(desk.due(float("inf")))  # everything scheduled, as if the load ran on
     types: Counter[str] = Counter()
@@ -89,7 +90,8 @@ def test_the_end_to_end_waves_cover_every_type_and_dead_letter_reason() -> None:
         except Rejected as e:
             reasons[e.reason] += 1
     assert set(types) == set(INBOUND_TYPES)
-    assert set(reasons) == set(DEAD_LETTER_REASONS)
+    assert set(reasons) == set(MALFORMED_KINDS)
+    assert set(MALFORMED_KINDS) - {"tombstone"} == set(INPUT_REASONS)
     assert desk.sent["duplicate"] > 0
     ids = [orjson.loads(v)["event_id"] for _, _, v in sent if v and v.startswith(b'{"event_id"')]
     assert len(ids) - len(set(ids)) == desk.sent["duplicate"]  # only duplicates repeat an id
