@@ -57,7 +57,7 @@ from caseclock.cli.simulator import (
     make_subject,
     random_event_id,
 )
-from caseclock.live.config import SETTINGS_BY_ENV
+from caseclock.live.config import SETTINGS_BY_ENV, TABLE_STORES
 from common import result_header, tree_dirty
 from live_support import (
     AT_WORKER_DEFAULT,
@@ -99,7 +99,7 @@ from live_support import (
 
 BENCH = REPO / "bench"
 PARTS = ("ingest", "lateness", "recovery", "memory")
-STORES = ("memory://", "rocksdb://")
+STORES = TABLE_STORES
 
 TARGETS = {
     "ingest_rocksdb_events_per_s": 20_000,

@@ -24,21 +24,21 @@ from faust.events import Event
 from faust.types import Message
 
 from caseclock.core.policy import load_policy
-from caseclock.live.config import Config
+from caseclock.live.config import TABLE_STORES, Config
 from caseclock.live.faust_app import CaseClock, _TableStore
 from caseclock.live.ports import CaseStore
 from tests.unit.live.fakes import FakeStore
 
 PARTITIONS = 4
 
-KINDS = ("fake", "memory://", "rocksdb://")
+KINDS = ("fake", *TABLE_STORES)
 PARTITIONED = ("fake", "rocksdb://")
 """Stores that keep one key's rows in two partitions apart. `memory://` keeps one dict for
 the whole table: the port allows that, because a case key only ever comes with one partition
 (its messages' partition: co-partitioning)."""
 PERSISTENT = ("rocksdb://",)
 """Stores whose rows outlive the process when the data directory is kept."""
-CHANGELOGGED = ("memory://", "rocksdb://")
+CHANGELOGGED = TABLE_STORES
 """Stores that mirror every write to a Kafka changelog (what recovery replays)."""
 
 
