@@ -24,13 +24,12 @@ across both DST changes and every holiday) and the support-plus windows (1 h, 4 
 
 Each figure is the best of ``--repeat`` passes over the same ``--n`` inputs (loop overhead
 included: a bare loop over the inputs is reported too). Results go to
-bench/results/calendar-<UTC date>.json, with the machine description of replay_bench.py.
+bench/results/calendar-<UTC date>.json, with the header of bench/common.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import sys
@@ -44,7 +43,7 @@ import orjson
 
 from caseclock.core.calendars import Calendar, parse_calendars
 from caseclock.core.timeutil import to_us
-from replay_bench import _pin, git_commit, machine_description
+from common import add_run_arguments, pin_to_one_core, result_header, write_result
 
 BENCH = Path(__file__).resolve().parent
 H = 3600 * 10**6
@@ -154,13 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=200_000, help="inputs per measurement")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeat", type=int, default=5, help="passes; the best one is reported")
-    p.add_argument("--no-pin", action="store_true", help="do not pin to one core")
-    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
-    p.add_argument("--no-write", action="store_true", help="print results, write no files")
+    add_run_arguments(p)
     args = p.parse_args(argv)
 
     started = datetime.now(UTC)
-    pinning = _pin(args.no_pin)
+    pinning = pin_to_one_core(args.no_pin)
     adds, spans = _inputs(args.n, args.seed)
     calendars = parse_calendars(CALENDARS_DOC)
     measured: dict[str, Any] = {}
@@ -196,13 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         row["add_warm"]["x_24x7"] = round(row["add_warm"]["us_per_op"] / base, 2)
 
     result: dict[str, Any] = {
-        "benchmark": "caseclock Calendar.add / Calendar.elapsed per second",
-        "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": git_commit(),
-        "python": sys.version.replace("\n", " "),
-        "python_implementation": platform.python_implementation(),
-        "machine": machine_description(),
+        **result_header("caseclock Calendar.add / Calendar.elapsed per second", started),
         "pinning": pinning,
         "parameters": {
             "n": args.n,
@@ -216,14 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "calendars": measured,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n"
-    if args.no_write:
-        print(text)
-    else:
-        args.results.mkdir(parents=True, exist_ok=True)
-        out = args.results / f"calendar-{started.date().isoformat()}.json"
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+    write_result(result, "calendar", started, args)
     summary = {
         name: {k: row[k]["ops_per_s"] for k in ("add_warm", "add_cold", "elapsed_warm") if k in row}
         for name, row in measured.items()

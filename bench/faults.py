@@ -8,7 +8,7 @@ Runs pytest on tests/integration/faults with CASECLOCK_FAULT_REPORT pointing at 
 bench/results/faults-latest.json, into which every scenario writes its figures (alerts
 expected and delivered, repeats, catch-ups, lateness, time to serve again, watchdog restarts;
 see tests/integration/faults/support.py), passed or failed. Then adds, under "run": the
-command, start time, commit, Python, the machine (bench/replay_bench.py's description), the
+command, start time, commit, Python, the machine (bench/common.py's description), the
 Kafka version, pytest's exit status and the wall time; and copies the file to
 faults-<UTC date>.json. The exit status is pytest's.
 """
@@ -32,7 +32,12 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from replay_bench import git_commit, machine_description  # noqa: E402 - a sibling script, not a package
+from common import (  # noqa: E402 - a sibling script, not a package
+    command_line,
+    git_commit,
+    machine_description,
+    python_version,
+)
 
 
 def kafka_version() -> str:
@@ -67,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
     data: dict[str, Any] = orjson.loads(report.read_bytes()) if report.exists() else {}
     data["run"] = {
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
+        "command": command_line(),
         "pytest": " ".join(command[1:]),
         "started_at": started.isoformat(timespec="seconds"),
         "caseclock_commit": git_commit(),
-        "python": sys.version.replace("\n", " "),
+        "python": python_version(),
         "machine": machine_description(),
         "kafka_version": kafka_version(),
         "scale": args.scale,

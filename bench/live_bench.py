@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import platform
 import random
 import shutil
 import signal
@@ -50,8 +49,16 @@ from typing import Any
 
 import orjson
 
-from caseclock.live.config import SETTINGS_BY_ENV
-from generate import GeneratorStats, iter_events, make_customer, make_subject
+from caseclock.cli.simulator import (
+    GeneratorStats,
+    event_doc,
+    iter_events,
+    make_customer,
+    make_subject,
+    random_event_id,
+)
+from caseclock.live.config import SETTINGS_BY_ENV, TABLE_STORES
+from common import result_header, tree_dirty
 from live_support import (
     AT_WORKER_DEFAULT,
     CONSUMED,
@@ -89,11 +96,10 @@ from live_support import (
     watch_consumption,
     worker_pid,
 )
-from replay_bench import git, git_commit, machine_description
 
 BENCH = REPO / "bench"
 PARTS = ("ingest", "lateness", "recovery", "memory")
-STORES = ("memory://", "rocksdb://")
+STORES = TABLE_STORES
 
 TARGETS = {
     "ingest_rocksdb_events_per_s": 20_000,
@@ -300,30 +306,30 @@ def builtin_policy() -> str:
 def case_opened(
     rng: random.Random, case_id: str, at_us: int, plan: str, priority: int
 ) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "type": "case-opened",
-        "case_id": case_id,
-        "occurred_at": iso(at_us),
-        "priority": priority,
-        "plan": plan,
-        "customer_id": make_customer(rng),
-        "subject": make_subject(rng),
-    }
+    doc = event_doc(
+        "case-opened",
+        case_id,
+        iso(at_us),
+        random_event_id(rng),
+        priority=priority,
+        plan=plan,
+        customer_id=make_customer(rng),
+        subject=make_subject(rng),
+    )
     if rng.random() < 0.75:
         doc["reported_at"] = iso(at_us - round(rng.uniform(10, 600) * US))
     return doc
 
 
 def support_note(rng: random.Random, case_id: str, at_us: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "type": "case-noted",
-        "case_id": case_id,
-        "occurred_at": iso(at_us),
-        "author": "support",
-        "visibility": "public",
-    }
+    return event_doc(
+        "case-noted",
+        case_id,
+        iso(at_us),
+        random_event_id(rng),
+        author="support",
+        visibility="public",
+    )
 
 
 def as_record(dep: BenchDeployment, doc: dict[str, Any]) -> tuple[str, bytes, bytes]:
@@ -981,14 +987,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     run_id = f"lb{uuid.uuid4().hex[:8]}"
     result: dict[str, Any] = {
-        "benchmark": "caseclock live: the worker on a real broker, seen from outside",
-        "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": git_commit(),
-        "tree_dirty": _dirty(),
-        "python": sys.version.replace("\n", " "),
-        "python_implementation": platform.python_implementation(),
-        "machine": machine_description(),
+        **result_header("caseclock live: the worker on a real broker, seen from outside", started),
+        "tree_dirty": tree_dirty(),
         "load_start": load(),
         "mode": "smoke" if args.smoke else "full",
         "million": args.million,
@@ -1038,11 +1038,6 @@ def _rel(path: Path) -> Path:
         return path.resolve().relative_to(REPO)
     except ValueError:
         return path
-
-
-def _dirty() -> bool | None:
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from tests.integration.harness import read_all as read_all  # noqa: E402
 from tests.kafka_broker import LOCAL_KAFKA, local_broker, wait_for_broker  # noqa: E402
 
 from caseclock.live.config import SETTINGS_BY_ENV  # noqa: E402
-from replay_bench import rss_kib  # noqa: E402
+from common import rss_kib  # noqa: E402
 
 AT_WORKER_DEFAULT = ("CASECLOCK_TICK_INTERVAL", "CASECLOCK_RECOVERY_TIMEOUT")
 """Settings the harness shortens for tests; the bench measures the worker's defaults."""

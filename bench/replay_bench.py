@@ -37,12 +37,9 @@ import argparse
 import cProfile
 import gc
 import io
-import os
-import platform
 import pstats
 import random
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -57,6 +54,13 @@ from typing import Any
 
 import orjson
 
+from caseclock.cli.simulator import (
+    event_doc,
+    make_customer,
+    make_subject,
+    random_event_id,
+    rfc3339_ms,
+)
 from caseclock.contracts.inbound import Rejected, decode_event
 from caseclock.core.engine import Engine
 from caseclock.core.policy import Policy, load_policy, policy_from_toml
@@ -64,6 +68,7 @@ from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer
+from common import add_run_arguments, pin_to_one_core, result_header, rss_kib, write_result
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -127,91 +132,6 @@ pause_statuses = ["pending"]
     "[plans.support-plus.priorities.1]\n",
     '[plans.support-plus.priorities.1]\ncalendar = "us-extended"\n',
 )
-
-
-# --- environment -----------------------------------------------------------------------------
-
-
-def git(*args: str) -> str | None:
-    """The stripped output of a git command in the checkout (None when git fails)."""
-    try:
-        out = subprocess.run(
-            ["git", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    """The short commit of the checkout (None outside git); shared with live_bench.py."""
-    return git("rev-parse", "--short", "HEAD") or None
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _mem_total_kib() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def rss_kib(pid: int | str = "self", field: str = "VmRSS") -> int | None:
-    """Resident memory of a process in KiB (VmRSS, or VmHWM for its peak); None when
-    unreadable (the process is gone, or this is not Linux)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def machine_description() -> dict[str, Any]:
-    """What the figures were measured on; shared with live_bench.py."""
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "mem_total_kib": _mem_total_kib(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-
-
-def _pin(no_pin: bool) -> dict[str, Any]:
-    """Run on one core: keep an affinity set by taskset, else set it to CPU 0 in-process."""
-    if not hasattr(os, "sched_getaffinity"):
-        return {"pinned": False, "how": "unsupported on this platform", "cpus": None}
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) == 1:
-        return {"pinned": True, "how": "affinity set before start (taskset -c)", "cpus": cpus}
-    if no_pin:
-        return {"pinned": False, "how": "--no-pin", "cpus": cpus}
-    os.sched_setaffinity(0, {cpus[0]})
-    return {
-        "pinned": True,
-        "how": f"os.sched_setaffinity(0, {{{cpus[0]}}}) in-process (same effect as taskset -c)",
-        "cpus": sorted(os.sched_getaffinity(0)),
-        "taskset_available": shutil.which("taskset") is not None,
-    }
 
 
 # --- phase 1: history ------------------------------------------------------------------------
@@ -543,39 +463,32 @@ def _short(file: str) -> str:
 
 def _case_messages(n: int, seed: int) -> list[tuple[bytes, bytes]]:
     """n (case-opened, note) pairs with realistic content, as raw message bytes."""
-    sys.path.insert(0, str(BENCH))
-    from generate import _ts, make_customer, make_subject
-
     rng = random.Random(seed)
     start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
-
-    def eid() -> str:
-        h = f"{rng.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
     out = []
     for i in range(n):
         case_id = f"CS-{i + 1:08d}"
         t = start + i * 1500
-        opened = {
-            "event_id": eid(),
-            "type": "case-opened",
-            "case_id": case_id,
-            "occurred_at": _ts(t),
-            "priority": rng.choices((1, 2, 3), (0.10, 0.35, 0.55))[0],
-            "plan": "support-plus",
-            "reported_at": _ts(t - rng.randrange(60_000, 1_800_000)),
-            "customer_id": make_customer(rng),
-            "subject": make_subject(rng),
-        }
-        note = {
-            "event_id": eid(),
-            "type": "case-noted",
-            "case_id": case_id,
-            "occurred_at": _ts(t + rng.randrange(60_000, 3_600_000)),
-            "author": "support",
-            "visibility": "public",
-        }
+        opened = event_doc(
+            "case-opened",
+            case_id,
+            rfc3339_ms(t),
+            random_event_id(rng),
+            priority=rng.choices((1, 2, 3), (0.10, 0.35, 0.55))[0],
+            plan="support-plus",
+            reported_at=rfc3339_ms(t - rng.randrange(60_000, 1_800_000)),
+            customer_id=make_customer(rng),
+            subject=make_subject(rng),
+        )
+        note_id = random_event_id(rng)  # drawn before the note's time, as it always was
+        note = event_doc(
+            "case-noted",
+            case_id,
+            rfc3339_ms(t + rng.randrange(60_000, 3_600_000)),
+            note_id,
+            author="support",
+            visibility="public",
+        )
         out.append((orjson.dumps(opened), orjson.dumps(note)))
     return out
 
@@ -705,9 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the instrumented per-component timing pass",
     )
     p.add_argument("--top", type=int, default=20, help="profile rows to keep")
-    p.add_argument("--no-pin", action="store_true", help="do not pin to one core")
-    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
-    p.add_argument("--no-write", action="store_true", help="print results, write no files")
+    add_run_arguments(p)
     p.add_argument(
         "--business-hours",
         action="store_true",
@@ -718,16 +629,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     started = datetime.now(UTC)
-    pinning = _pin(args.no_pin)
+    pinning = pin_to_one_core(args.no_pin)
     policy = load_policy()
     result: dict[str, Any] = {
-        "benchmark": "caseclock replay (decode_event + Replayer.feed + finish) and memory/case",
-        "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-        "caseclock_commit": git_commit(),
-        "python": sys.version.replace("\n", " "),
-        "python_implementation": platform.python_implementation(),
-        "machine": machine_description(),
+        **result_header(
+            "caseclock replay (decode_event + Replayer.feed + finish) and memory/case", started
+        ),
         "pinning": pinning,
         "gc": "default (enabled, thresholds " + str(gc.get_threshold()) + ")",
         "parameters": {
@@ -766,14 +673,7 @@ def main(argv: list[str] | None = None) -> int:
             if tmp is not None:
                 tmp.cleanup()
         result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n"
-        if args.no_write:
-            print(text)
-        else:
-            args.results.mkdir(parents=True, exist_ok=True)
-            out = args.results / f"replay-business-hours-{started.date().isoformat()}.json"
-            out.write_text(text)
-            print(f"wrote {out}", file=sys.stderr)
+        write_result(result, "replay-business-hours", started, args)
         summary = {k: result["business_hours"][k] for k in ("events_per_s_wall_by_round", "target")}
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode(), file=sys.stderr)
         return 0
@@ -831,15 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
 
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n"
-    if args.no_write:
-        print(text)
-    else:
-        args.results.mkdir(parents=True, exist_ok=True)
-        dated = args.results / f"replay-{started.date().isoformat()}.json"
-        dated.write_text(text)
-        (args.results / "latest.json").write_text(text)
-        print(f"wrote {dated} and {args.results / 'latest.json'}", file=sys.stderr)
+    write_result(result, "replay", started, args, latest="latest.json")
     print(orjson.dumps(result["targets"], option=orjson.OPT_INDENT_2).decode(), file=sys.stderr)
     return 0
 

@@ -40,8 +40,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DASHBOARD = HERE / "dashboards" / "caseclock.json"
+from dashboard_model import (  # a sibling file: this runs as a script, not from a package
+    DEFAULT_DASHBOARD,
+    HERE,
+    grafana_variables,
+    iter_panels,
+    load_dashboard,
+    query_targets,
+    substitute_grafana_variables,
+)
+
 DEFAULT_OUT = HERE / "dashboard.png"
 
 # Grafana's dark theme and its "classic" palette.
@@ -80,7 +88,6 @@ NAMED_COLORS = {
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 _LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -124,12 +131,6 @@ def parse_time(text: str, now: float | None = None) -> float:
     if dt.tzinfo is None:
         raise argparse.ArgumentTypeError(f"naive time {text!r}: add a UTC offset")
     return dt.timestamp()
-
-
-def prom_duration(seconds: float) -> str:
-    """A PromQL duration literal (whole milliseconds, at least 1ms)."""
-    ms = max(1, round(seconds * 1000))
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
 def _trim(value: float, decimals: int | None) -> str:
@@ -190,16 +191,6 @@ class PanelData:
     errors: list[str] = field(default_factory=list)
 
 
-def substitute(expr: str, variables: Mapping[str, str]) -> str:
-    def replace(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(2)
-        if name not in variables:
-            raise ValueError(f"unknown Grafana variable ${name}")
-        return variables[name]
-
-    return _VARIABLE.sub(replace, expr)
-
-
 def legend_text(fmt: str, labels: Mapping[str, str]) -> str:
     if fmt:
         return _LEGEND.sub(lambda m: labels.get(m.group(1), ""), fmt).strip()
@@ -239,12 +230,12 @@ def fetch_panel(
     variables: Mapping[str, str],
 ) -> PanelData:
     data = PanelData()
-    for target in panel.get("targets", []):
-        expr = target.get("expr")
-        if not expr or target.get("hide"):
+    for target in query_targets(panel):
+        if target.get("hide"):
             continue
+        expr = substitute_grafana_variables(str(target["expr"]), variables)
         try:
-            result = query_range(prometheus, substitute(expr, variables), start, end, step)
+            result = query_range(prometheus, expr, start, end, step)
         except (RuntimeError, ValueError, OSError) as e:
             data.errors.append(f"{target.get('refId', '?')}: {e}")
             continue
@@ -560,15 +551,11 @@ def render(
 
     if end <= start:
         raise ValueError("end must be after start")
-    dashboard = json.loads(dashboard_path.read_text())
+    dashboard = load_dashboard(dashboard_path)
     span = end - start
     step = step or max(1.0, round(span / 240))
-    variables = {
-        "__range": prom_duration(span),
-        "__interval": prom_duration(step),
-        "__rate_interval": prom_duration(max(step + scrape_interval, 4 * scrape_interval)),
-    }
-    panels = [p for p in _iter_panels(dashboard.get("panels", [])) if "gridPos" in p]
+    variables = grafana_variables(span, step, scrape_interval)
+    panels = [p for p in iter_panels(dashboard.get("panels", [])) if "gridPos" in p]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
     height = HEADER + rows * UNIT_H + 0.1
     fig = plt.figure(figsize=(FIG_WIDTH, height), dpi=dpi, facecolor=BACKGROUND)
@@ -614,14 +601,6 @@ def render(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, facecolor=BACKGROUND, dpi=dpi)
     plt.close(fig)
-    return out
-
-
-def _iter_panels(panels: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for p in panels:
-        out.append(p)
-        out.extend(_iter_panels(p.get("panels", [])))
     return out
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from caseclock.live.config import TABLE_STORES
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -35,7 +37,7 @@ def test_live_bench_smoke(kafka_bootstrap: str, tmp_path: Path) -> None:
     n = ing["events"]
     assert n == r["parameters"]["ingest_events"]
     assert [raw["events"] for raw in ing["raw"]] == [n, n]
-    for store in ("memory://", "rocksdb://"):
+    for store in TABLE_STORES:
         w = ing["workers"][store]
         c = w["counts"]
         assert c["applied"] + c["duplicates"] == n, c

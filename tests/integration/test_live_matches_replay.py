@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from caseclock.live.config import TABLE_STORES
 from tests.integration.harness import (
     MARGIN_US,
     US,
@@ -94,7 +95,7 @@ def build_script(dep: Deployment) -> Script:
     return s
 
 
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+@pytest.mark.parametrize("store", TABLE_STORES)
 def test_live_alerts_match_replay(
     kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str
 ) -> None:

@@ -27,11 +27,9 @@ deploy/grafana/dashboard.png is produced).
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import math
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -43,8 +41,6 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +51,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from caseclock.cli.simulator import BackdatedDesk, Message, play
 from tests.dashboard_queries import metric_names, panel_queries, recorded_names, rule_exprs
 from tests.integration.harness import Deployment, WorkerProcess, free_port
 
@@ -73,14 +70,6 @@ SECOND_WORKER_STAYS = 2.0  # seconds after both workers are ready
 #: (its bytes in base64, plus metadata) is larger, the broker refuses it, and that is the
 #: producer send error the "Producer send errors (Faust)" panel is there to show.
 DEAD_LETTER_TOPIC_MAX_BYTES = 65536
-
-# The support-plus policy (src/caseclock/policies/support-plus.toml), in seconds.
-H = 3600.0
-ACK = {1: 1 * H, 2: 4 * H, 3: 8 * H}
-TTO = ACK
-UPDATE = {1: 4 * H, 2: 48 * H, 3: 120 * H}
-ELEVATE_P2 = 8 * H
-WARN = 0.75
 
 
 def in_ci() -> bool:
@@ -379,263 +368,35 @@ class ReadinessMonitor(threading.Thread):
 
 
 # --------------------------------------------------------------------------- the load
+# The desk is the package's support-desk simulator (caseclock.cli.simulator.BackdatedDesk):
+# one wave a second, back-dated on the support-plus policy so that every alert kind and every
+# dead-letter reason falls due during the test.
 
 
-Message = tuple[str, bytes | None, bytes | None]
-"""(topic, key, value) of one record to produce; value None is a tombstone."""
+async def run_desk(desk: BackdatedDesk, bootstrap: str, seconds: float) -> None:
+    """Play the desk into Kafka: each wave's messages sent together, then their acks awaited."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=1_048_576)
+    await producer.start()
 
+    async def send(batch: list[Message]) -> None:
+        futures = [await producer.send(t, v, key=k) for t, k, v in batch]
+        await asyncio.gather(*futures)
 
-def iso(dt: datetime) -> str:
-    return dt.isoformat()
-
-
-class SupportDesk:
-    """A synthetic support desk on the support-plus policy, one wave of messages per second.
-
-    Each wave opens fresh P1/P2/P3 cases (some reported more than their time-to-open window
-    earlier) and works them a few seconds later (public support notes, ETAs that pass during
-    the test, workarounds, customer and internal notes, resolutions, priority raises and
-    lowers), and back-dates a few more so that something falls due live: acknowledgement
-    warnings (cases at risk), acknowledgement breaches (the P1 page), catch-up breaches,
-    update warnings, P2 elevations; plus duplicates and one malformed message of each
-    dead-letter reason.
-    """
-
-    # "oversized" first: its dead letter fails (see DEAD_LETTER_TOPIC_MAX_BYTES) while only
-    # worker 1, scraped throughout, is running.
-    DEAD_LETTERS = (
-        "oversized",
-        "invalid-json",
-        "tombstone",
-        "invalid-event",
-        "unknown-type",
-        "unknown-plan",
-        "unknown-priority",
-        "naive-timestamp",
-        "key-mismatch",
-    )
-
-    def __init__(self, dep: Deployment, seed: int = 20260131) -> None:
-        self.dep = dep
-        self.rng = random.Random(seed)
-        self.n = 0
-        self.later: list[tuple[float, int, Callable[[datetime], Message]]] = []
-        self.sent: Counter[str] = Counter()
-        self.fresh: dict[int, list[str]] = {1: [], 2: [], 3: []}
-        self.last_open: Message | None = None
-        self.last_note: Message | None = None
-        self.dead = 0
-        self.stopped = threading.Event()
-
-    # -- building messages ----------------------------------------------------------------
-
-    def doc(self, type_: str, case: str, at: datetime, **fields: Any) -> dict[str, Any]:
-        self.n += 1
-        return {
-            "type": type_,
-            "event_id": f"{case}-{self.n}",
-            "case_id": case,
-            "occurred_at": iso(at),
-            **fields,
-        }
-
-    def message(self, doc: dict[str, Any]) -> Message:
-        self.sent[doc["type"]] += 1
-        return self.dep.topic(doc["type"]), doc["case_id"].encode(), orjson.dumps(doc)
-
-    def open(
-        self, case: str, priority: int, at: datetime, reported: datetime | None = None
-    ) -> Message:
-        extra: dict[str, Any] = {"customer_id": f"cust-{self.rng.randrange(40)}"}
-        if reported is not None:
-            extra["reported_at"] = iso(reported)
-        msg = self.message(
-            self.doc("case-opened", case, at, priority=priority, subject="Login fails", **extra)
-        )
-        self.last_open = msg
-        return msg
-
-    def note(
-        self, case: str, at: datetime, *, author: str = "support", public: bool = True, **kw: Any
-    ) -> Message:
-        visibility = "public" if public else "internal"
-        msg = self.message(
-            self.doc("case-noted", case, at, author=author, visibility=visibility, **kw)
-        )
-        if author == "support" and public:
-            self.last_note = msg
-        return msg
-
-    def eta_set(self, case: str, eta: datetime, at: datetime) -> Message:
-        return self.message(self.doc("eta-set", case, at, eta=iso(eta)))
-
-    def resolve(self, case: str, at: datetime) -> Message:
-        return self.message(self.doc("case-resolved", case, at, resolution="fixed"))
-
-    def schedule(self, delay: float, make: Callable[[datetime], Message]) -> None:
-        """Send ``make(wall time when sending)`` ``delay`` seconds from now."""
-        self.n += 1
-        heapq.heappush(self.later, (time.monotonic() + delay, self.n, make))
-
-    def dead_letter(self, case: str, now: datetime) -> Message:
-        reason = self.DEAD_LETTERS[self.dead % len(self.DEAD_LETTERS)]
-        self.dead += 1
-        self.sent[f"dead:{reason}"] += 1
-        opened = self.dep.topic("case-opened")
-        key = case.encode()
-        base: dict[str, Any] = {
-            "type": "case-opened",
-            "event_id": f"bad-{self.dead}",
-            "case_id": case,
-        }
-        ts = iso(now)
-        if reason == "invalid-json":
-            return opened, key, b'{"type": "case-opened", "event_id": '
-        if reason == "tombstone":
-            return self.dep.topic("case-noted"), key, None
-        if reason == "invalid-event":
-            doc = {**base, "type": "case-noted", "occurred_at": ts}  # no author, no visibility
-            return self.dep.topic("case-noted"), key, orjson.dumps(doc)
-        if reason == "unknown-type":
-            return opened, key, orjson.dumps({**base, "type": "case-merged", "occurred_at": ts})
-        if reason == "unknown-plan":
-            doc = {**base, "occurred_at": ts, "priority": 1, "plan": "platinum"}
-            return opened, key, orjson.dumps(doc)
-        if reason == "unknown-priority":
-            return opened, key, orjson.dumps({**base, "occurred_at": ts, "priority": 7})
-        if reason == "naive-timestamp":
-            doc = {**base, "occurred_at": now.replace(tzinfo=None).isoformat(), "priority": 2}
-            return opened, key, orjson.dumps(doc)
-        if reason == "key-mismatch":
-            return opened, b"someone-else", orjson.dumps({**base, "occurred_at": ts, "priority": 3})
-        # oversized: unknown fields are ignored, but the size limit (64 KiB) comes first
-        doc = {**base, "occurred_at": ts, "priority": 3, "attachment": "x" * 70_000}
-        return opened, key, orjson.dumps(doc)
-
-    # -- one wave -----------------------------------------------------------------------------
-
-    def wave(self, i: int) -> list[Message]:
-        rng = self.rng
-        now = datetime.now(UTC)
-        out: list[Message] = []
-
-        def ago(seconds: float) -> datetime:
-            return now - timedelta(seconds=seconds)
-
-        # Fresh cases, worked during the test.
-        for p in (1, 2, 3):
-            case = f"F{i:03d}-{p}"
-            reported = ago(rng.uniform(0.2, 1.4) * TTO[p]) if rng.random() < 0.8 else None
-            out.append(self.open(case, p, now, reported))
-            self.fresh[p].append(case)
-            r = rng.random()
-            if r < 0.4:
-                self.schedule(rng.uniform(1, 5), partial(self.note, case))
-            elif r < 0.65:  # an ETA that passes during the test: an eta-passed update breach
-                eta = now + timedelta(seconds=rng.uniform(4, 9))
-                self.schedule(rng.uniform(1, 3), partial(self.eta_set, case, eta))
-            elif r < 0.8:
-                self.schedule(rng.uniform(1, 5), partial(self.note, case, workaround=True))
-            else:
-                self.schedule(rng.uniform(1, 5), partial(self.note, case, author="customer"))
-            if rng.random() < 0.3:
-                self.schedule(rng.uniform(1, 6), partial(self.note, case, public=False))
-            if rng.random() < 0.5:
-                self.schedule(rng.uniform(4, 10), partial(self.resolve, case))
-
-        # An acknowledgement warning falls due in a few seconds: the case is at risk.
-        p = i % 3 + 1
-        case = f"W{i:03d}-{p}"
-        out.append(self.open(case, p, ago(WARN * ACK[p] - rng.uniform(1, 4))))
-        if rng.random() < 0.5:
-            self.schedule(rng.uniform(6, 10), partial(self.note, case))
-
-        # Acknowledged late (or just in time) now: time-to-acknowledge of minutes to hours.
-        if i % 2 == 0:
-            p = rng.choice((1, 2, 3))
-            case = f"L{i:03d}-{p}"
-            opened = ago(rng.uniform(0.3, 1.5) * ACK[p])
-            out.append(
-                self.open(case, p, opened, opened - timedelta(seconds=rng.uniform(60, 1800)))
-            )
-            self.schedule(1.0, partial(self.note, case))
-
-        # Learned of long after its deadlines: a catch-up acknowledgement breach.
-        if i % 3 == 1:
-            p = rng.choice((1, 2, 3))
-            out.append(self.open(f"C{i:03d}-{p}", p, ago(rng.uniform(1.2, 2.0) * ACK[p])))
-
-        # P1 acknowledgement breach falling due live (its warning is already past).
-        if i % 4 == 2:
-            out.append(self.open(f"B{i:03d}-1", 1, ago(ACK[1] - rng.uniform(2, 5))))
-
-        # P2 acknowledged in time but no ETA/workaround: elevation due live.
-        if i % 4 == 0:
-            case = f"E{i:03d}-2"
-            opened = ago(ELEVATE_P2 - rng.uniform(2, 5))
-            out.append(self.open(case, 2, opened, opened - timedelta(minutes=20)))
-            out.append(self.note(case, opened + timedelta(minutes=10)))
-
-        # Update warning falling due live (last public update ~3/4 of the window ago).
-        if i % 4 == 1:
-            p = rng.choice((1, 2))
-            case = f"U{i:03d}-{p}"
-            last = ago(WARN * UPDATE[p] - rng.uniform(2, 5))
-            opened = last - timedelta(hours=2)
-            out.append(self.open(case, p, opened))
-            out.append(self.note(case, opened + timedelta(minutes=5)))
-            out.append(self.note(case, last))
-
-        # Priority raises (P3 -> P1: immediate elevation) and lowers (P1 -> P2).
-        if i % 5 == 3 and self.fresh[3]:
-            case = self.fresh[3].pop(0)
-            out.append(self.message(self.doc("priority-changed", case, now, priority=1)))
-        if i % 5 == 0 and self.fresh[1]:
-            case = self.fresh[1].pop(0)
-            out.append(self.message(self.doc("priority-changed", case, now, priority=2)))
-
-        # Duplicate deliveries (the same bytes again).
-        if i % 3 == 2:
-            for msg in (self.last_open, self.last_note):
-                if msg is not None:
-                    self.sent["duplicate"] += 1
-                    out.append(msg)
-
-        # One malformed message every other wave, cycling through the dead-letter reasons.
-        if i % 2 == 1:
-            out.append(self.dead_letter(f"X{i:03d}", now))
-        return out
-
-    async def run(self, bootstrap: str, seconds: float) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", max_request_size=1_048_576
-        )
-        await producer.start()
-        try:
-            t0 = time.monotonic()
-            i = 0
-            while time.monotonic() - t0 < seconds and not self.stopped.is_set():
-                batch = self.wave(i)
-                while self.later and self.later[0][0] <= time.monotonic():
-                    _, _, make = heapq.heappop(self.later)
-                    batch.append(make(datetime.now(UTC)))
-                futures = [await producer.send(t, v, key=k) for t, k, v in batch]
-                await asyncio.gather(*futures)
-                i += 1
-                await asyncio.sleep(max(0.0, t0 + i - time.monotonic()))
-        finally:
-            await producer.stop()
+    try:
+        await play(desk, send, tick=1.0, seconds=seconds)
+    finally:
+        await producer.stop()
 
 
 class LoadThread(threading.Thread):
-    def __init__(self, desk: SupportDesk, bootstrap: str, seconds: float) -> None:
+    def __init__(self, desk: BackdatedDesk, bootstrap: str, seconds: float) -> None:
         super().__init__(name="support-desk", daemon=True)
         self.desk, self.bootstrap, self.seconds = desk, bootstrap, seconds
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            asyncio.run(self.desk.run(self.bootstrap, self.seconds))
+            asyncio.run(run_desk(self.desk, self.bootstrap, self.seconds))
         except BaseException as e:  # re-raised in the test thread
             self.error = e
 
@@ -745,7 +506,7 @@ def test_dashboard_rules_and_probes_on_live_worker(
     w1_monitor.start()
 
     # -- the load, and a second worker joining and leaving (rebalances) ---------------------
-    desk = SupportDesk(dep)
+    desk = BackdatedDesk(dep.topic)
     load = LoadThread(desk, kafka_bootstrap, LOAD_SECONDS)
     w2 = WorkerProcess(dep, "w2")
     # Listed before it starts (like a scheduled pod): Prometheus applies target changes late.

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from caseclock.live.config import TABLE_STORES
 from tests.integration.harness import (
     US,
     Deployment,
@@ -65,7 +66,7 @@ def build_script(dep: Deployment) -> Script:
     return s
 
 
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+@pytest.mark.parametrize("store", TABLE_STORES)
 def test_restart_after_sigkill(
     kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str
 ) -> None:

@@ -12,183 +12,68 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from caseclock.cli.simulator import Message, StoryDesk, play
 from caseclock.core.facts import INBOUND_TYPES
 from caseclock.live.config import Config
-
-CUSTOMERS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell")
-SUBJECTS = (
-    "Calls failing to connect",
-    "Reporting dashboard empty",
-    "Agents cannot log in",
-    "IVR prompt cut off",
-    "Slow call routing",
-    "Recording export fails",
-    "Typo in the admin page",
-)
 
 
 def demo_policy_path() -> str:
     return "builtin:demo"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-class Desk:
-    """A scripted support desk: each case follows a random but plausible story."""
-
-    def __init__(self, seed: int | None = None) -> None:
-        self.rng = random.Random(seed)
-        self.n = 0
-        self.ev = 0
-
-    def _id(self) -> str:
-        self.ev += 1
-        return f"demo-{os.getpid()}-{self.ev}"
-
-    def story(self) -> tuple[str, list[tuple[float, dict[str, Any] | bytes]]]:
-        """(case_id, [(delay seconds after opening, event or raw bytes)])."""
-        rng = self.rng
-        self.n += 1
-        case = f"DEMO-{self.n:04d}"
-        prio = rng.choices((1, 2, 3), weights=(3, 4, 3))[0]
-        opened = {
-            "type": "case-opened",
-            "case_id": case,
-            "priority": prio,
-            "customer_id": rng.choice(CUSTOMERS),
-            "subject": rng.choice(SUBJECTS),
-        }
-        if prio > 1 and rng.random() < 0.3:  # P2/P3 on the business-hours plan
-            opened["plan"] = "office-hours"
-        steps: list[tuple[float, dict[str, Any] | bytes]] = [(0.0, opened)]
-        ack = {1: 20, 2: 40, 3: 60}[prio]
-        fate = rng.random()
-        if fate < 0.55:  # acknowledged in time, then worked
-            t = rng.uniform(0.2, 0.9) * ack
-            steps.append((t, {"type": "case-noted", "author": "support", "visibility": "public"}))
-            if rng.random() < 0.4:
-                steps.append(
-                    (t + rng.uniform(5, 25), {"type": "eta-set", "eta_in": rng.uniform(10, 40)})
-                )
-            if rng.random() < 0.3:
-                steps.append(
-                    (
-                        t + rng.uniform(5, 30),
-                        {
-                            "type": "case-noted",
-                            "author": "support",
-                            "visibility": "public",
-                            "workaround": True,
-                        },
-                    )
-                )
-            if rng.random() < 0.3:  # waiting on the customer for a while: clocks stop
-                pause = t + rng.uniform(2, 10)
-                steps.append((pause, {"type": "status-changed", "status": "pending"}))
-                back = pause + rng.uniform(20, 60)
-                steps.append((back, {"type": "status-changed", "status": "open"}))
-            if rng.random() < 0.6:
-                steps.append((t + rng.uniform(30, 120), {"type": "case-resolved"}))
-        elif fate < 0.8:  # acknowledged late
-            steps.append(
-                (
-                    ack * rng.uniform(1.1, 1.8),
-                    {"type": "case-noted", "author": "support", "visibility": "public"},
-                )
-            )
-        elif fate < 0.9:  # raised to P1 after a while
-            steps.append((rng.uniform(5, 20), {"type": "priority-changed", "priority": 1}))
-        else:  # nobody answers; only the customer writes
-            steps.append(
-                (
-                    rng.uniform(5, 20),
-                    {"type": "case-noted", "author": "customer", "visibility": "public"},
-                )
-            )
-        if rng.random() < 0.08:
-            steps.append(
-                (
-                    rng.uniform(1, 10),
-                    b'{"type": "case-noted", "case_id": "'
-                    + case.encode()
-                    + b'", "occurred_at": "2026-01-01T00:00:00"}',
-                )
-            )
-        return case, sorted(steps, key=lambda s: s[0])
-
-    def materialise(self, case: str, step: dict[str, Any] | bytes) -> tuple[str, bytes]:
-        if isinstance(step, bytes):
-            return "case-noted", step
-        doc = dict(step)
-        doc.setdefault("case_id", case)
-        doc["event_id"] = self._id()
-        doc["occurred_at"] = _now()
-        if doc["type"] == "case-opened" and self.rng.random() < 0.5:
-            lag = self.rng.uniform(0, 15)
-            doc["reported_at"] = (
-                datetime.fromtimestamp(time.time() - lag, UTC).isoformat().replace("+00:00", "Z")
-            )
-        if "eta_in" in doc:
-            doc["eta"] = datetime.fromtimestamp(time.time() + doc.pop("eta_in"), UTC).isoformat()
-        return doc["type"], orjson.dumps(doc)
-
-
 async def produce(cfg: Config, every: float, cases: int | None, seed: int | None) -> None:
-    """Open a case every `every` seconds (jittered) and play each case's story."""
+    """Open a case every `every` seconds (jittered) and play each case's story (the desk is
+    the package's simulator, `simulator.StoryDesk`), printing every event as it is sent."""
     from aiokafka import AIOKafkaProducer
 
     from caseclock.cli.worker import kafka_security
 
-    desk = Desk(seed)
     topic_of = _input_topic_map(cfg)
+    desk = StoryDesk(lambda kind: topic_of[kind], every, cases, seed)
     producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap_servers, **kafka_security(cfg))
     await producer.start()
-    tasks: set[asyncio.Task[None]] = set()
 
-    async def play(case: str, steps: list[tuple[float, dict[str, Any] | bytes]]) -> None:
-        start = time.monotonic()
-        for delay, step in steps:
-            await asyncio.sleep(max(0.0, start + delay - time.monotonic()))
-            kind, value = desk.materialise(case, step)
-            await producer.send_and_wait(topic_of[kind], value, key=case.encode())
-            _say(f"{_clock()}  {'':2}  {'event':<14} {kind:<16} {case}", dim=True)
+    async def send(batch: list[Message]) -> None:
+        for topic, key, value in batch:
+            await producer.send_and_wait(topic, value, key=key)
+            case = key.decode() if key else "-"
+            _say(f"{_clock()}  {'':2}  {'event':<14} {_kind(topic, value):<16} {case}", dim=True)
 
     try:
-        opened = 0
-        while cases is None or opened < cases:
-            case, steps = desk.story()
-            t = asyncio.create_task(play(case, steps))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-            opened += 1
-            await asyncio.sleep(every * desk.rng.uniform(0.5, 1.5))
-        await asyncio.gather(*tasks)
+        await play(desk, send, tick=DEMO_TICK_S)
     finally:
-        for t in tasks:
-            t.cancel()
         await producer.stop()
 
 
+DEMO_TICK_S = 0.1
+"""How often the demo desk looks for steps due: fine enough for windows of 10 s and more."""
+
+
+def _kind(topic: str, value: bytes | None) -> str:
+    """The event type of a message, for the console (its topic when it has none)."""
+    try:
+        doc = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        doc = None
+    return str(doc.get("type", topic)) if isinstance(doc, dict) else topic
+
+
 def _input_topic_map(cfg: Config) -> dict[str, str]:
-    types = INBOUND_TYPES
     if len(cfg.input_topics) == 1:
-        return dict.fromkeys(types, cfg.input_topics[0])
+        return dict.fromkeys(INBOUND_TYPES, cfg.input_topics[0])
     by_name = {t: t for t in cfg.input_topics}
-    return {t: by_name.get(t, cfg.input_topics[0]) for t in types}
+    return {t: by_name.get(t, cfg.input_topics[0]) for t in INBOUND_TYPES}
 
 
 _COLORS = {"warning": "33", "breach": "31;1", "action": "35;1", "dead-letter": "36"}

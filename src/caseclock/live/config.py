@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Final
 
 from caseclock.core.timeutil import parse_duration
 
@@ -25,6 +25,11 @@ class Setting:
     default: str
     help: str
     secret: bool = False
+
+
+TABLE_STORES: Final = ("memory://", "rocksdb://")
+"""The Faust table stores caseclock runs on (CASECLOCK_STORE): RocksDB in production, memory
+for tests and the demo. Every test that is about the store runs over all of them."""
 
 
 SETTINGS: tuple[Setting, ...] = (

@@ -1,7 +1,8 @@
 """What the service layer needs from the outside world, as small protocols.
 
 The Faust adapter implements them over a Faust table and Faust topics; tests implement them
-in memory (`tests/unit/live/fakes.py`). Keeping them this small is what lets the handlers be
+in memory (`tests/unit/live/fakes.py`; the fake store is held to the same contract suite as
+the real ones, `tests/contract/`). Keeping them this small is what lets the handlers be
 tested without a broker, and lets another runtime drive the same handlers.
 """
 
@@ -17,7 +18,15 @@ class CaseStore(Protocol):
 
     The partition is passed because a partitioned store (Faust's table with RocksDB, its
     changelog) must know which partition a row belongs to; it is always the partition the
-    case's messages come from (co-partitioning)."""
+    case's messages come from (co-partitioning), so one key only ever comes with one
+    partition, and a store need not keep the same key in two partitions apart (Faust's
+    memory:// does not; RocksDB and the test fake do).
+
+    The contract, checked over every implementation by tests/contract/test_case_store.py:
+    `get` of an absent row is None; `get` returns the bytes last `put`; `delete` removes the
+    row, and deleting an absent row is harmless. Faust's stores also send every write and
+    delete to the row's changelog partition, so a worker recovers the rows, from its RocksDB
+    data directory when it is kept, from the changelog when it is not."""
 
     def get(self, partition: int, key: bytes) -> bytes | None: ...
 

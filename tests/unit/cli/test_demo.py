@@ -1,35 +1,45 @@
-"""The demo desk's stories are valid under the demo policy and show pauses and business hours."""
+"""The demo shows the business-hours plan, pauses and reopens, and names a business calendar."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
-from caseclock.cli.demo import Desk, demo_policy_path, render_alert
+from caseclock.cli.demo import demo_policy_path, render_alert
+from caseclock.cli.simulator import StoryDesk
 from caseclock.contracts.inbound import Rejected, decode_event
 from caseclock.core.policy import load_policy
 
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
-def test_stories_decode_and_include_pauses_and_the_business_hours_plan() -> None:
+
+def test_stories_include_pauses_reopens_and_the_business_hours_plan() -> None:
     policy = load_policy(demo_policy_path())
-    desk = Desk(seed=7)
-    kinds: Counter[str] = Counter()
+    desk = StoryDesk(lambda kind: kind, every=1.0, seed=7)
+    statuses: Counter[str] = Counter()
     plans: Counter[str] = Counter()
+    reopened = 0
     for _ in range(300):
         case, steps = desk.story()
         for _, step in steps:
-            kind, raw = desk.materialise(case, step)
+            _, key, value = desk.materialise(case, step, NOW)
+            assert value is not None
             try:
-                ev = decode_event(raw, policy, key=case.encode())
+                ev = decode_event(value, policy, key=key)
             except Rejected:
-                assert isinstance(step, bytes)  # only the deliberately malformed ones
                 continue
-            kinds[kind] += 1
-            if ev.type == "case-opened":
+            if ev.type == "status-changed":
+                statuses[ev.status] += 1
+            elif ev.type == "case-opened":
                 plans[ev.plan or policy.default_plan] += 1
-    assert kinds["status-changed"] > 0 and kinds["status-changed"] % 2 == 0  # pending, open
+            elif ev.type == "case-reopened":
+                reopened += 1
+    assert statuses["pending"] == statuses["open"] > 0  # every pause ends
     assert plans["office-hours"] > 0 and plans["support-plus"] > plans["office-hours"]
+    assert reopened > 0
     office = policy.plans["office-hours"]
     assert office.priorities[2].calendar.name == "office" and "pending" in office.pause_statuses
+    assert office.priorities[1].calendar.name == "24x7"
 
 
 def test_the_console_names_a_business_calendar() -> None:

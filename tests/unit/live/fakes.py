@@ -18,7 +18,10 @@ from caseclock.live.ports import Inbound, Origin
 
 
 class FakeStore:
-    """Rows per (partition, key); counts writes so tests can see batching."""
+    """Rows per (partition, key); counts writes so tests can see batching.
+
+    A stand-in for the Faust table only as long as it keeps the CaseStore contract, which
+    tests/contract/test_case_store.py checks over it and the real stores alike."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[int, bytes], bytes] = {}

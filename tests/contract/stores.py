@@ -1,0 +1,112 @@
+"""Every implementation of the `CaseStore` port, behind one small handle for the contract suite.
+
+The service layer is unit-tested against `FakeStore` and runs in production on the Faust
+table (`_TableStore`) with `memory://` or `rocksdb://`. The fake is only a valid stand-in if
+it keeps the promises the real stores keep, so `test_case_store.py` runs one suite over all of
+them, the way quix-streams runs its store tests over every store with a parametrized fixture.
+
+The Faust stores are driven in-process, without a broker, inside an event loop (Faust's
+producer wants one): a `CaseClock` is built (never started), and each partition gets a real
+Faust event as the table's partition context, which is what the agent does for the messages
+of a batch (`CaseClock._at_partition`). Writes are mirrored to the changelog through the
+producer's buffer, which holds them since no producer runs; `changelog()` reads them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faust.events import Event
+from faust.types import Message
+
+from caseclock.core.policy import load_policy
+from caseclock.live.config import TABLE_STORES, Config
+from caseclock.live.faust_app import CaseClock, _TableStore
+from caseclock.live.ports import CaseStore
+from tests.unit.live.fakes import FakeStore
+
+PARTITIONS = 4
+
+KINDS = ("fake", *TABLE_STORES)
+PARTITIONED = ("fake", "rocksdb://")
+"""Stores that keep one key's rows in two partitions apart. `memory://` keeps one dict for
+the whole table: the port allows that, because a case key only ever comes with one partition
+(its messages' partition: co-partitioning)."""
+PERSISTENT = ("rocksdb://",)
+"""Stores whose rows outlive the process when the data directory is kept."""
+CHANGELOGGED = TABLE_STORES
+"""Stores that mirror every write to a Kafka changelog (what recovery replays)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogRecord:
+    """One record the store handed to the producer for its changelog topic."""
+
+    topic: str
+    partition: int | None
+    key: bytes
+    value: bytes | None
+
+
+@dataclass
+class StoreUnderTest:
+    """A store of one kind, and what the suite needs to restart it or see its changelog."""
+
+    kind: str
+    data_dir: Path
+    store: CaseStore = field(init=False)
+    _clock: CaseClock | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.store = self._open()
+
+    def _open(self) -> CaseStore:
+        if self.kind == "fake":
+            return FakeStore()
+        env = {
+            "CASECLOCK_STORE": self.kind,
+            "CASECLOCK_DATA_DIR": str(self.data_dir),
+            "CASECLOCK_PARTITIONS": str(PARTITIONS),
+        }
+        cc = CaseClock(Config.from_env(env), load_policy())
+        for p in range(PARTITIONS):
+            # A real event: Faust keeps only a weak reference to the current event.
+            msg = Message(cc.cfg.tick_topic, p, 0, 0.0, 0, None, b"", b"", None)
+            cc._events_at[p] = Event(cc.app, b"", b"", None, msg)
+        self._clock = cc
+        return _TableStore(cc)
+
+    async def restart(self) -> None:
+        """Stop the store as a worker's shutdown does, and open it again over the same data
+        directory in a new `CaseClock`: what a restarted worker finds before any recovery."""
+        await self.close()
+        self.store = self._open()
+
+    async def close(self) -> None:
+        if self._clock is not None:
+            data: Any = self._clock.table.data
+            await data.stop()
+            self._clock = None
+            gc.collect()  # rocksdict closes a database when it is collected
+
+    def changelog(self) -> list[ChangelogRecord]:
+        """The changelog records handed to the producer so far (and takes them)."""
+        assert self._clock is not None, f"{self.kind} has no changelog"
+        pending: asyncio.Queue[Any] = self._clock.app.producer.buffer.pending
+        out: list[ChangelogRecord] = []
+        while not pending.empty():
+            msg = pending.get_nowait().message
+            out.append(
+                ChangelogRecord(msg.channel.get_topic_name(), msg.partition, msg.key, msg.value)
+            )
+        return out
+
+    @property
+    def changelog_topic(self) -> str:
+        assert self._clock is not None
+        name: str = self._clock.table.changelog_topic.get_topic_name()
+        return name

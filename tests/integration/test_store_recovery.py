@@ -1,0 +1,113 @@
+"""A killed worker's cases come back, for both stores: from RocksDB's data directory when it
+is kept, from the table's changelog when it is gone (memory://, or RocksDB on a new disk).
+
+The broker half of the CaseStore contract (tests/contract/test_case_store.py checks the rest
+in-process). The rows are seen from outside twice: the open-cases gauge, which a recovered
+worker rebuilds from the rows of its partitions, and the alerts, which only a recovered row
+gets right (an acknowledgement recorded before the kill must not be forgotten after it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from caseclock.cli.simulator import event_doc
+from tests.integration.harness import (
+    Deployment,
+    WorkerProcess,
+    event_message,
+    metric_samples,
+    produce,
+    read_alerts,
+    run,
+    wait_until,
+)
+
+
+async def committed(bootstrap: str, group: str, topics: set[str]) -> int:
+    """How many input messages the worker's consumer group has committed, over all `topics`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(max(0, o.offset) for tp, o in offsets.items() if tp.topic in topics)
+
+
+def open_cases(w: WorkerProcess) -> float | None:
+    """The worker's open-cases gauge summed over its labels (None while it has no samples)."""
+    status, body = w.get("/metrics")
+    if status != 200:
+        return None
+    samples = metric_samples(body.decode(), "caseclock_open_cases")
+    return sum(samples.values()) if samples else None
+
+
+@pytest.mark.parametrize(
+    "store, data_dir",
+    [("memory://", "wiped"), ("rocksdb://", "kept"), ("rocksdb://", "wiped")],
+    ids=["memory-from-changelog", "rocksdb-data-dir-kept", "rocksdb-from-changelog"],
+)
+def test_cases_survive_a_kill(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str, data_dir: str
+) -> None:
+    dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path, extra_env={"CASECLOCK_STORE": store})
+    topics = {t: dep.topic(t) for t in ("case-opened", "case-noted")}
+    now = datetime.now(UTC).isoformat()
+    w = WorkerProcess(dep, "w").start()
+    try:
+        w.wait_ready()
+        support = {"author": "support", "visibility": "public"}
+        events = [
+            # P3: ack warning 4 s, breach 8 s; acknowledged at once, so neither may fire
+            # (its update clock starts then: a warning at 10 s is legitimate).
+            event_doc("case-opened", "K1", now, "o1", priority=3),
+            event_doc("case-noted", "K1", now, "n1", **support),
+            # P2, never acknowledged: ack warning 3 s, breach 6 s, elevation 8 s.
+            event_doc("case-opened", "K2", now, "o2", priority=2),
+        ]
+        run(produce(kafka_bootstrap, [event_message(topics, doc) for doc in events]))
+        wait_until(lambda: open_cases(w) == 2, 30, what="both cases open before the kill")
+        # Once the inputs are committed, the restarted worker does not read them again: only
+        # the store (its data dir, or the changelog) can bring the cases back.
+        inputs = set(topics.values())
+        wait_until(
+            lambda: run(committed(kafka_bootstrap, dep.app_id, inputs)) == 3,
+            30,
+            what="the three input messages committed",
+        )
+        w.kill()
+        if store == "rocksdb://":
+            assert any(w.data_dir.rglob("*")), "the RocksDB store wrote nothing to the data dir"
+        if data_dir == "wiped":
+            shutil.rmtree(w.data_dir)
+        w2 = WorkerProcess(dep, "w")  # same name: the same data dir (if it is still there)
+        w2.start()
+        try:
+            w2.wait_ready()
+            wait_until(
+                lambda: open_cases(w2) == 2, 30, what="both cases recovered", detail=w2.log_tail
+            )
+            time.sleep(max(0.0, 9.5 - (time.time() - datetime.fromisoformat(now).timestamp())))
+        finally:
+            w2.stop()
+    finally:
+        w.stop()
+    alerts = run(read_alerts(kafka_bootstrap, dep))
+    k1 = [a for a in alerts if a["case_id"] == "K1" and a["type"] == "ack-due"]
+    k2 = {(a["type"], a["stage"]) for a in alerts if a["case_id"] == "K2"}
+    assert k1 == [], "the acknowledgement recorded before the kill must survive it"
+    assert ("elevate-to-l2", "action") in k2 and ("ack-due", "breach") in k2, w2.log_tail()
+    ids = [a["alert_id"] for a in alerts]
+    repeats = {i for i in ids if ids.count(i) > 1}
+    assert all(
+        len({(a["type"], a["stage"], a["due_at"]) for a in alerts if a["alert_id"] == i}) == 1
+        for i in repeats
+    )
