@@ -17,6 +17,11 @@ across both DST changes and every holiday) and the support-plus windows (1 h, 4 
   once during the pass (zone offsets stay cached per process, as in a worker);
   ``day_intervals``: what computing one UTC day's open intervals costs (a cache miss).
 
+- ``add`` goes through the calendar's memo of answers (65,536 per calendar): with ``--n``
+  inputs above that, a pass finds almost nothing remembered, so ``add_warm`` is the arithmetic
+  plus the memo's bookkeeping; ``add_warm_arithmetic`` is the arithmetic alone (``_add``) and
+  ``add_memo_hit`` a question asked again (what the engine's repeated questions cost).
+
 Each figure is the best of ``--repeat`` passes over the same ``--n`` inputs (loop overhead
 included: a bare loop over the inputs is reported too). Results go to
 bench/results/calendar-<UTC date>.json, with the header of bench/common.py.
@@ -169,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
             "elapsed_warm": _best_rate(cal.elapsed, spans, args.repeat),
         }
         if not cal.always_open:
+            row["add_warm_arithmetic"] = _best_rate(cal._add, adds, args.repeat)
+            again = [adds[i % 1000] for i in range(len(adds))]
+            for s, d in again[:1000]:
+                cal.add(s, d)
+            row["add_memo_hit"] = _best_rate(cal.add, again, args.repeat)
             row["add_cold"] = _cold_rate(_fresh(cal), adds, args.repeat)
             row["day_intervals"] = _day_cost(_fresh(cal), args.repeat)
             row["add_warm_by_window_h"] = {

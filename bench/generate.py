@@ -16,6 +16,11 @@ The history is a small discrete-event simulation of a support desk on the "suppo
 * delivery faults: ~1% of events arrive a few minutes late (out of order), ~0.5% are delivered
   twice (same event_id, same bytes), and ~3% of cases have a customer note that occurred (and
   arrives) before their case-opened.
+* with ``--pauses``: about a quarter of the cases wait on the customer for a while
+  (``status-changed`` to ``pending`` and back to ``open``), and ~5% of the resolved cases are
+  reopened once and resolved again later. Off by default, so the histories of the checked-in
+  benchmark figures stay what they were; drawn from a second random stream, so turning it on
+  adds events without changing the others' times.
 
 Output is streamed: only the pending events of open cases and a few minutes of delivery buffer
 are held in memory. Deterministic for a seed (``random.Random(seed)``, no wall clock, no hash
@@ -61,12 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="case arrivals per hour")
     p.add_argument("--out", default="-", help="output file, or - for stdout (default)")
     p.add_argument("--stats", action="store_true", help="print counters as JSON on stderr")
+    p.add_argument("--pauses", action="store_true", help="add pauses and reopened cases")
     args = p.parse_args(argv)
     stats = GeneratorStats()
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
     try:
         buf: list[bytes] = []
-        for line in iter_events(args.events, args.seed, args.start, rate=args.rate, stats=stats):
+        for line in iter_events(
+            args.events, args.seed, args.start, rate=args.rate, stats=stats, pauses=args.pauses
+        ):
             buf.append(line)
             if len(buf) >= 4096:
                 out.write(b"\n".join(buf) + b"\n")

@@ -65,3 +65,11 @@ def resolved(case: str, hours: float, **kw: Any) -> InboundEvent:
 
 def reprioritised(case: str, hours: float, priority: int, **kw: Any) -> InboundEvent:
     return ev("priority-changed", case, hours, priority=priority, **kw)
+
+
+def status(case: str, hours: float, status: str, **kw: Any) -> InboundEvent:
+    return ev("status-changed", case, hours, status=status, **kw)
+
+
+def reopened(case: str, hours: float, **kw: Any) -> InboundEvent:
+    return ev("case-reopened", case, hours, **kw)

@@ -54,7 +54,15 @@ update_every = "20s"
 elevate = "never"
 """
 
-INPUT_TOPICS = ("case-opened", "case-noted", "eta-set", "case-resolved", "priority-changed")
+INPUT_TOPICS = (
+    "case-opened",
+    "case-noted",
+    "eta-set",
+    "case-resolved",
+    "priority-changed",
+    "status-changed",
+    "case-reopened",
+)
 ALERT_TYPES = ("ack-due", "update-due", "elevate-to-l2")
 
 
@@ -396,7 +404,8 @@ class Step:
 class Script:
     """Messages to produce at wall-clock offsets from a start time.
 
-    An event's `occurred_at` is the wall time at which it is produced; a field given as a
+    An event's `occurred_at` is the wall time at which it is produced unless the event gives
+    one (a late fact: `occurred_at=lambda t: iso(t - 2 * US)`); a field given as a
     callable gets that time (integer microseconds) and returns the field's value, so an ETA
     can be "six seconds after the eta-set". `raw` messages (malformed ones) and `resend`
     (the exact bytes of an earlier labelled message, for duplicates) are sent as they are.
@@ -453,7 +462,7 @@ async def play(bootstrap: str, t0_us: int, script: Script) -> list[Sent]:
                 topic, key, value = first.topic, first.key, first.value
             elif step.doc is not None:
                 doc = {k: (v(at) if callable(v) else v) for k, v in step.doc.items()}
-                doc["occurred_at"] = iso(at)
+                doc.setdefault("occurred_at", iso(at))  # given (a late fact) or now
                 value = orjson.dumps(doc)
             md = await p.send_and_wait(topic, value, key=key)
             s = Sent(md.topic, md.partition, md.offset, key, value, at, step.label)

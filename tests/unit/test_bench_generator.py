@@ -62,8 +62,21 @@ def test_every_line_decodes_and_all_types_present(lines: list[bytes], policy: Po
         assert b"\n" not in line
         ev = decode_event(line, policy)
         types[ev.type] += 1
-    assert set(types) == set(INBOUND_TYPES)
+    assert set(types) == set(INBOUND_TYPES) - LIFECYCLE_TYPES
     assert types["case-noted"] > types["case-opened"]
+
+
+LIFECYCLE_TYPES = {"status-changed", "case-reopened"}
+
+
+def test_pauses_add_status_changes_and_reopens_only(
+    gen: ModuleType, lines: list[bytes], policy: Policy
+) -> None:
+    with_pauses = list(gen.iter_events(N, 11, rate=RATE, pauses=True))
+    types = Counter(decode_event(line, policy).type for line in with_pauses)
+    assert set(types) == set(INBOUND_TYPES)
+    assert types["status-changed"] > 0 and types["case-reopened"] > 0
+    assert with_pauses != lines
 
 
 def test_delivery_faults_present(gen: ModuleType, policy: Policy) -> None:

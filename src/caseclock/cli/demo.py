@@ -1,8 +1,9 @@
 """The demo: a producer that behaves like a busy support desk, and a live console of alerts.
 
 `caseclock demo produce` opens cases and works them (acknowledges most, late or never some,
-sets ETAs, finds workarounds, resolves), now and then sends a malformed message, all under
-the accelerated demo policy (`policies/demo.toml`: the support-plus shape in seconds).
+sets ETAs, finds workarounds, puts some on hold waiting for the customer, resolves), now and
+then sends a malformed message, all under the accelerated demo policy (`policies/demo.toml`:
+the support-plus shape in seconds, plus a business-hours plan).
 `caseclock demo watch` prints every alert and dead letter as it arrives. `caseclock demo` runs a
 worker plus both, which is what the README's first command starts.
 """
@@ -97,6 +98,8 @@ def render_alert(a: Mapping[str, Any]) -> str:
     late = (fired - datetime.fromisoformat(str(a["due_at"]))).total_seconds()
     who = f"{a['case_id']} ({a.get('customer_id') or '-'})"
     extra = " catch-up" if a.get("catch_up") else ""
+    if a.get("calendar", "24x7") != "24x7":
+        extra += f" ({a['calendar']} hours)"
     return (
         f"{_clock()}  P{a['priority']}  {a['type']:<14} {a['stage'].upper():<8} {who:<22} "
         f"due {due}  late {late:5.2f}s  {a['reason']}{extra}"

@@ -158,6 +158,8 @@ _P_NOTE_AFTER_RESOLVED = 0.03
 _P_DELAYED = 0.01  # delivered late: out of order
 _DELAY_RANGE = (30_000, 10 * MIN)
 _P_DUPLICATE = 0.005
+_P_PAUSE = 0.25  # with pauses=True: the case waits on the customer once
+_P_REOPEN = 0.05  # with pauses=True: a resolved case is reopened once
 _DUP_DELAY_RANGE = (0, 90_000)
 
 _CUSTOMERS = 5000
@@ -261,7 +263,7 @@ def malformed(reason: str, route: Route, case: str, event_id: str, now: datetime
 
 
 # event kinds inside the simulation (compact tuples; encoded when popped)
-_OPENED, _NOTED, _ETA, _RESOLVED, _PRIORITY = range(5)
+_OPENED, _NOTED, _ETA, _RESOLVED, _PRIORITY, _STATUS, _REOPENED = range(7)
 
 
 class GeneratorStats:
@@ -302,7 +304,13 @@ def _parse_start(text: str) -> int:
 class _History:
     """The discrete-event simulation behind `iter_events` (times in epoch milliseconds)."""
 
-    def __init__(self, seed: int, start_ms: int, rate: float, stats: GeneratorStats) -> None:
+    def __init__(
+        self, seed: int, start_ms: int, rate: float, stats: GeneratorStats, pauses: bool = False
+    ) -> None:
+        self.pauses = pauses
+        # Pauses and reopens draw from their own stream: turning them on adds events without
+        # moving the others.
+        self.life_rng = random.Random(seed * 1_000_003 + 7)
         rules = support_plus().priorities
         self.ack = {p: r.acknowledge // 1000 for p, r in rules.items()}
         self.tto = {p: (r.time_to_open or r.acknowledge) // 1000 for p, r in rules.items()}
@@ -458,6 +466,22 @@ class _History:
             if rng.random() < _P_NOTE_AFTER_RESOLVED:
                 t_thanks = t_end + round(rng.expovariate(1.0 / (2 * HOUR)))
                 self._push(t_thanks, case_id, _NOTED, ("customer", "public", False))
+        if self.pauses:
+            self._lifecycle(case_id, t_open, t_end, abandoned)
+
+    def _lifecycle(self, case_id: str, t_open: int, t_end: int, abandoned: bool) -> None:
+        """Pauses and a reopen (only with pauses=True), drawn from their own random stream."""
+        lr = self.life_rng
+        if lr.random() < _P_PAUSE:
+            t_pause = t_open + round((t_end - t_open) * lr.uniform(0.1, 0.6))
+            self._push(t_pause, case_id, _STATUS, "pending")
+            t_back = t_pause + round((t_end - t_pause) * lr.uniform(0.1, 0.8))
+            self._push(t_back, case_id, _STATUS, "open")
+        if not abandoned and lr.random() < _P_REOPEN:
+            t_reopen = t_end + round(lr.uniform(0.5, 48) * HOUR)
+            self._push(t_reopen, case_id, _REOPENED, None)
+            self._push(t_reopen + 10 * MIN, case_id, _NOTED, ("support", "public", False))
+            self._push(t_reopen + round(lr.uniform(1, 24) * HOUR), case_id, _RESOLVED, "fixed")
 
     # --- encoding ----------------------------------------------------------------------------
 
@@ -477,6 +501,10 @@ class _History:
             ev = event_doc("eta-set", case_id, at, self._event_id(), eta=rfc3339_ms(extra))
         elif kind == _RESOLVED:
             ev = event_doc("case-resolved", case_id, at, self._event_id(), resolution=extra)
+        elif kind == _STATUS:
+            ev = event_doc("status-changed", case_id, at, self._event_id(), status=extra)
+        elif kind == _REOPENED:
+            ev = event_doc("case-reopened", case_id, at, self._event_id())
         else:
             ev = event_doc("priority-changed", case_id, at, self._event_id(), priority=extra)
         self.stats.by_type[ev["type"]] += 1
@@ -528,14 +556,17 @@ def iter_events(
     *,
     rate: float = DEFAULT_RATE,
     stats: GeneratorStats | None = None,
+    pauses: bool = False,
 ) -> Iterator[bytes]:
     """Yield exactly n JSON-encoded inbound events (bytes, no newline), deterministic per seed.
 
     `start` is an RFC 3339 timestamp (or epoch milliseconds); `rate` is case arrivals per hour.
-    Pass a GeneratorStats to collect counters while iterating.
+    Pass a GeneratorStats to collect counters while iterating. `pauses` adds status changes
+    (about a quarter of the cases wait on the customer once) and reopened cases (about 5% of
+    the resolved ones); off by default, so existing seeds keep their histories.
     """
     start_ms = start if isinstance(start, int) else _parse_start(start)
-    sim = _History(seed, start_ms, rate, stats if stats is not None else GeneratorStats())
+    sim = _History(seed, start_ms, rate, stats if stats is not None else GeneratorStats(), pauses)
     return sim.run(n)
 
 
@@ -644,8 +675,9 @@ Step = dict[str, Any] | str
 class StoryDesk(Desk):
     """The demo's desk: a case is opened every `every` seconds (jittered) and follows a random
     but plausible story under the demo policy (P1 acknowledge 20 s, P2 40 s, P3 60 s):
-    acknowledged in time and worked (ETAs, workarounds, resolutions), acknowledged late,
-    raised to P1, or left to the customer; now and then a malformed message."""
+    acknowledged in time and worked (ETAs, workarounds, a while waiting on the customer,
+    resolutions, some reopened), acknowledged late, raised to P1, or left to the customer;
+    some P2/P3 cases are on the business-hours plan; now and then a malformed message."""
 
     def __init__(
         self, route: Route, every: float, cases: int | None = None, seed: int | None = None
@@ -668,6 +700,8 @@ class StoryDesk(Desk):
             "customer_id": rng.choice(DEMO_CUSTOMERS),
             "subject": rng.choice(DEMO_SUBJECTS),
         }
+        if prio > 1 and rng.random() < 0.3:  # P2/P3 on the demo's business-hours plan
+            opened["plan"] = "office-hours"
         steps: list[tuple[float, Step]] = [(0.0, opened)]
         ack = {1: 20, 2: 40, 3: 60}[prio]
         support = {"type": "case-noted", "author": "support", "visibility": "public"}
@@ -681,8 +715,16 @@ class StoryDesk(Desk):
                 )
             if rng.random() < 0.3:
                 steps.append((t + rng.uniform(5, 30), {**support, "workaround": True}))
+            if rng.random() < 0.3:  # waiting on the customer for a while: clocks stop
+                pause = t + rng.uniform(2, 10)
+                steps.append((pause, {"type": "status-changed", "status": "pending"}))
+                back = pause + rng.uniform(20, 60)
+                steps.append((back, {"type": "status-changed", "status": "open"}))
             if rng.random() < 0.6:
-                steps.append((t + rng.uniform(30, 120), {"type": "case-resolved"}))
+                done = t + rng.uniform(30, 120)
+                steps.append((done, {"type": "case-resolved"}))
+                if rng.random() < 0.25:  # the problem comes back: an update is owed again
+                    steps.append((done + rng.uniform(5, 20), {"type": "case-reopened"}))
         elif fate < 0.8:  # acknowledged late
             steps.append((ack * rng.uniform(1.1, 1.8), support))
         elif fate < 0.9:  # raised to P1 after a while
@@ -724,11 +766,11 @@ class BackdatedDesk(Desk):
 
     Each wave opens fresh P1/P2/P3 cases (some reported more than their time-to-open window
     earlier) and works them a few seconds later (public support notes, ETAs that pass during
-    the test, workarounds, customer and internal notes, resolutions, priority raises and
-    lowers), and back-dates a few more so that something falls due live: acknowledgement
-    warnings (cases at risk), acknowledgement breaches (the P1 page), catch-up breaches,
-    update warnings, P2 elevations; plus duplicates and one malformed message of each
-    dead-letter reason in turn.
+    the test, workarounds, customer and internal notes, pauses, resolutions and reopens,
+    priority raises and lowers), and back-dates a few more so that something falls due live:
+    acknowledgement warnings (cases at risk), acknowledgement breaches (the P1 page), catch-up
+    breaches, update warnings, P2 elevations; plus duplicates and one malformed message of
+    each dead-letter reason in turn.
     """
 
     def __init__(self, route: Route, seed: int = 20260131) -> None:
@@ -776,6 +818,12 @@ class BackdatedDesk(Desk):
     def resolve(self, case: str, at: datetime) -> Message:
         return self.message(self.doc("case-resolved", case, at, resolution="fixed"))
 
+    def status(self, case: str, status: str, at: datetime) -> Message:
+        return self.message(self.doc("status-changed", case, at, status=status))
+
+    def reopen(self, case: str, at: datetime) -> Message:
+        return self.message(self.doc("case-reopened", case, at))
+
     def dead_letter(self, case: str, now: datetime) -> Message:
         reason = MALFORMED_KINDS[self.dead % len(MALFORMED_KINDS)]
         self.dead += 1
@@ -813,8 +861,15 @@ class BackdatedDesk(Desk):
                 self.schedule(rng.uniform(1, 5), partial(self.note, case, author="customer"))
             if rng.random() < 0.3:
                 self.schedule(rng.uniform(1, 6), partial(self.note, case, public=False))
+            if rng.random() < 0.2:  # waiting on the customer for a few seconds
+                pause = rng.uniform(1, 4)
+                self.schedule(pause, partial(self.status, case, "pending"))
+                self.schedule(pause + rng.uniform(1, 3), partial(self.status, case, "open"))
             if rng.random() < 0.5:
-                self.schedule(rng.uniform(4, 10), partial(self.resolve, case))
+                done = rng.uniform(4, 10)
+                self.schedule(done, partial(self.resolve, case))
+                if rng.random() < 0.25:  # reopened a little later
+                    self.schedule(done + rng.uniform(1, 4), partial(self.reopen, case))
 
         # An acknowledgement warning falls due in a few seconds: the case is at risk.
         p = i % 3 + 1

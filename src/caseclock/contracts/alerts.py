@@ -38,6 +38,11 @@ class AlertModel(BaseModel):
         description="True when this alert stands for several past-due ones (after downtime "
         "or a late fact): only the most recent breach of the clock is emitted.",
     )
+    calendar: str = Field(
+        "24x7",
+        description="The calendar the window counted in (the policy's [calendars.NAME], or "
+        "the built-in 24x7), so a notifier can say '4 business hours'.",
+    )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(), option=orjson.OPT_UTC_Z)

@@ -85,6 +85,10 @@ _INBOUND_SUMMARY: Final[Mapping[str, str]] = {
     "eta-set": "An ETA for a fix or restoration was given; an ETA is a communication.",
     "case-resolved": "The case was resolved; stops every clock.",
     "priority-changed": "The case's priority changed; every clock is re-evaluated.",
+    "status-changed": "The case's upstream status changed; a status in the plan's "
+    "pause_statuses stops every clock until the status changes again.",
+    "case-reopened": "A resolved case was reopened; its clocks restart, and an update is owed "
+    "one full update window after the reopen.",
 }
 _KAFKA_BINDING_VERSION: Final = "0.5.0"
 _CASE_ID_KEY: Final[dict[str, Any]] = {"type": "string", "description": "case_id"}
@@ -214,7 +218,7 @@ def asyncapi() -> dict[str, Any]:
         add(
             t,
             f"Inbound `{t}` events from the ticketing system. One topic per event type is the "
-            "default; all five types may instead share a single combined topic, since every "
+            "default; all the types may instead share a single combined topic, since every "
             "event names its `type`. The Kafka key must equal the event's `case_id`.",
             _message(t, _INBOUND_SUMMARY[t], {"$ref": f"./{schema_file(t)}"}, _CASE_ID_KEY),
             ("receive",),

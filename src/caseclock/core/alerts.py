@@ -31,6 +31,7 @@ class Alert:
 
     __slots__ = (
         "alert_id",
+        "calendar",
         "case_id",
         "catch_up",
         "customer_id",
@@ -62,6 +63,7 @@ class Alert:
         subject: str | None = None,
         eta_us: int | None = None,
         catch_up: bool = False,
+        calendar: str = "24x7",
     ) -> None:
         self.alert_id = alert_id
         self.type = type
@@ -77,6 +79,8 @@ class Alert:
         self.subject = subject
         self.eta_us = eta_us
         self.catch_up = catch_up
+        self.calendar = calendar
+        """The calendar the alert's window counted in, so a notifier can say "4 business hours"."""
 
     @property
     def due_at(self) -> datetime:
@@ -111,6 +115,7 @@ class Alert:
             "subject": self.subject,
             "eta": self.eta,
             "catch_up": self.catch_up,
+            "calendar": self.calendar,
         }
 
     def to_json(self) -> bytes:

@@ -120,6 +120,8 @@ _ONE_US = timedelta(microseconds=1)
 _THURSDAY = 3  # 1970-01-01, day 0 of the wall-clock day numbers used below
 
 _CACHE_DAYS = 2048
+_MEMO_SIZE = 1 << 16
+"""Answers of add() kept per calendar (at most about 15 MB); cleared when full."""
 """UTC days of open intervals kept per calendar (about 5.6 years; oldest evicted first)."""
 
 _PROBE_S = 6 * 3600
@@ -269,6 +271,7 @@ class Calendar:
     _holiday_days: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _holiday_set: frozenset[int] = field(init=False, repr=False, compare=False)
     _cache: dict[int, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    _memo: dict[tuple[int, int], int] = field(init=False, repr=False, compare=False)
     weekly_us: int = field(init=False, repr=False, compare=False)
     """Open time in a week without holidays or offset changes, in microseconds."""
     always_open: bool = field(init=False, repr=False, compare=False)
@@ -311,6 +314,7 @@ class Calendar:
         put(self, "_holiday_days", days)
         put(self, "_holiday_set", frozenset(days))
         put(self, "_cache", {})
+        put(self, "_memo", {})
         put(self, "weekly_us", weekly)
         put(self, "always_open", always)
 
@@ -394,6 +398,24 @@ class Calendar:
         Counting starts at the next opening when ``start_us`` is outside hours; a deadline
         that lands on a closing instant is that instant; ``add(s, 0) == s``.
         """
+        if self.always_open:
+            if duration_us < 0:
+                raise ValueError(f"negative duration {duration_us}")
+            return start_us + duration_us
+        # The engine asks the same question again after every fact that moves no starting
+        # point (a customer note, an internal note): a bounded memo answers those.
+        key = (start_us, duration_us)
+        memo = self._memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        end = self._add(start_us, duration_us)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = end
+        return end
+
+    def _add(self, start_us: int, duration_us: int) -> int:
         if duration_us < 0:
             raise ValueError(f"negative duration {duration_us}")
         if self.always_open:

@@ -22,24 +22,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from caseclock.core.alerts import Alert, AlertType, Stage, alert_id
+from caseclock.core.calendars import Calendar
 from caseclock.core.facts import (
     CaseNoted,
     CaseOpened,
+    CaseReopened,
     CaseResolved,
     EtaSet,
     InboundEvent,
     PriorityChanged,
+    StatusChanged,
 )
 from caseclock.core.policy import Plan, Policy, PriorityRule
 from caseclock.core.state import (
     ACK_BREACHED,
     ACK_WARNED,
     ELEVATED,
+    MAX_RESOLUTION_FACTS,
+    MAX_STATUS_FACTS,
     SEEN_BYTES,
     CaseState,
+    add_latest,
     add_priority,
     digest,
     seen_in,
+    status_digest,
     tiebreak,
 )
 from caseclock.core.timeutil import to_us
@@ -113,7 +120,12 @@ class Engine:
                 state.eta_tb = tb
                 state.eta = to_us(ev.eta)
         elif isinstance(ev, CaseResolved):
-            state.resolved_at = _min(state.resolved_at, t)
+            add_latest(state.resolutions, (t, tiebreak(ev.event_id), 1), MAX_RESOLUTION_FACTS)
+        elif isinstance(ev, CaseReopened):
+            add_latest(state.resolutions, (t, tiebreak(ev.event_id), 0), MAX_RESOLUTION_FACTS)
+        elif isinstance(ev, StatusChanged):
+            fact = (t, tiebreak(ev.event_id), status_digest(ev.status))
+            add_latest(state.statuses, fact, MAX_STATUS_FACTS)
         elif isinstance(ev, PriorityChanged):
             add_priority(state, t, tiebreak(ev.event_id), ev.priority)
         return state, True
@@ -153,8 +165,17 @@ class Engine:
             return plan, rule, since
         return None
 
+    def calendar_of(self, state: CaseState, priority: int) -> str:
+        """The name of the calendar a priority of the case's plan counts in."""
+        plan = self.plan_of(state)
+        rule = None if plan is None else plan.priorities.get(priority)
+        return "24x7" if rule is None else rule.calendar.name
+
     def time_to_open(self, state: CaseState) -> tuple[int, int, bool] | None:
-        """(priority, opened_at - reported_at, breached) when reported_at is known."""
+        """(priority, opened_at - reported_at, breached) when reported_at is known.
+
+        The time taken is measured in the calendar of the priority the case was opened with
+        (business time for a business-hours priority), like every other window."""
         if state.opened_at is None or state.reported_at is None:
             return None
         cur = self.current(state)
@@ -166,81 +187,190 @@ class Engine:
         first = next((p for t, tb, p in state.priorities if (t, tb) == opening), rule.priority)
         plan = self.plan_of(state)
         first_rule = plan.priorities.get(first, rule) if plan else rule
-        took = max(0, state.opened_at - state.reported_at)
+        took = first_rule.calendar.elapsed(state.reported_at, state.opened_at)
         limit = first_rule.time_to_open
         return first_rule.priority, took, limit is not None and took > limit
 
+    def time_to_acknowledge(self, state: CaseState) -> tuple[int, bool] | None:
+        """(counted time from opening to acknowledgement, on time) once both are known.
+
+        Counted like the acknowledge window itself (its calendar, less pauses and resolved
+        stretches), so a Friday-evening case acknowledged on Monday morning is on time; on
+        time means at or before the acknowledge deadline (inclusive)."""
+        if state.opened_at is None or state.comm_first is None:
+            return None
+        cur = self.current(state)
+        if cur is None:
+            return None
+        plan, rule, _ = cur
+        stops = self._stops(state, plan) if state.statuses or state.resolutions else _NO_STOPS
+        took = _elapsed(rule.calendar, stops, state.opened_at, state.comm_first)
+        deadline = _add(rule.calendar, stops, state.opened_at, rule.acknowledge)
+        return took, deadline is None or state.comm_first <= deadline
+
+    # --- stops: pauses and resolved stretches ------------------------------------------------
+
+    @staticmethod
+    def _stops(s: CaseState, plan: Plan) -> list[tuple[int, int | None]]:
+        """The stretches during which no window counts, sorted and disjoint: `[start, end)`,
+        end None for a stretch still going on.
+
+        A stretch is paused (the status in force is one of the plan's pause_statuses) or
+        resolved (the latest resolve/reopen fact in force is a resolve). Both come from the
+        facts' occurred_at, so a late status-changed or reopen moves them like any late fact.
+        """
+        out: list[tuple[int, int | None]] = []
+        if s.statuses and plan.pause_digests:
+            pause = plan.pause_digests
+            begin: int | None = None
+            for t, _, d in s.statuses:
+                if d in pause:
+                    if begin is None:
+                        begin = t
+                elif begin is not None:
+                    if t > begin:
+                        out.append((begin, t))
+                    begin = None
+            if begin is not None:
+                out.append((begin, None))
+        if s.resolutions:
+            resolved: list[tuple[int, int | None]] = []
+            begin = None
+            for t, _, flag in s.resolutions:
+                if flag:
+                    if begin is None:
+                        begin = t
+                elif begin is not None:
+                    if t > begin:
+                        resolved.append((begin, t))
+                    begin = None
+            if begin is not None:
+                resolved.append((begin, None))
+            if resolved:
+                out = _merge(out, resolved) if out else resolved
+        return out
+
+    @staticmethod
+    def _last_reopen(s: CaseState) -> int | None:
+        """When the case was last reopened (a reopen that ended a resolution), or None."""
+        rz = s.resolutions
+        for i in range(len(rz) - 1, 0, -1):
+            if rz[i][2] == 0 and rz[i - 1][2] == 1:
+                return rz[i][0]
+        return None
+
     # --- clocks ------------------------------------------------------------------------------
 
-    def _ack_points(self, s: CaseState, plan: Plan, rule: PriorityRule) -> list[_Point]:
+    def _ack_points(
+        self, s: CaseState, plan: Plan, rule: PriorityRule, stops: list[tuple[int, int | None]]
+    ) -> list[_Point]:
         if s.comm_first is not None or s.opened_at is None:
             return []
+        cal = rule.calendar
         pts = []
         if plan.warn_fraction is not None and not s.emitted & (ACK_WARNED | ACK_BREACHED):
-            at = s.opened_at + round(plan.warn_fraction * rule.acknowledge)
-            pts.append(_Point(at, "ack-due", "warning", "no-acknowledgement"))
+            at = _add(cal, stops, s.opened_at, round(plan.warn_fraction * rule.acknowledge))
+            if at is not None:
+                pts.append(_Point(at, "ack-due", "warning", "no-acknowledgement"))
         if not s.emitted & ACK_BREACHED:
-            pts.append(
-                _Point(s.opened_at + rule.acknowledge, "ack-due", "breach", "no-acknowledgement")
-            )
+            at = _add(cal, stops, s.opened_at, rule.acknowledge)
+            if at is not None:
+                pts.append(_Point(at, "ack-due", "breach", "no-acknowledgement"))
         return pts
 
-    def _elevation_point(self, s: CaseState, rule: PriorityRule, since: int) -> _Point | None:
+    def _elevation_point(
+        self, s: CaseState, rule: PriorityRule, since: int, stops: list[tuple[int, int | None]]
+    ) -> _Point | None:
         if s.emitted & ELEVATED or s.opened_at is None:
             return None
         if rule.elevate == "immediately":
-            return _Point(since, "elevate-to-l2", "action", f"priority-{rule.priority}")
+            # Immediate whatever the hour, but not while paused or resolved: then at the end
+            # of that stretch.
+            at = _unstopped(stops, since) if stops else since
+            if at is None:
+                return None
+            return _Point(at, "elevate-to-l2", "action", f"priority-{rule.priority}")
         if rule.elevate == "after" and rule.elevate_after is not None:
-            due = s.opened_at + rule.elevate_after
+            due = _add(rule.calendar, stops, s.opened_at, rule.elevate_after)
+            if due is None:
+                return None
             if s.eta_or_workaround is not None and s.eta_or_workaround <= due:
                 return None
             return _Point(due, "elevate-to-l2", "action", "no-eta-or-workaround")
         return None
 
     def _update_clock(
-        self, s: CaseState, plan: Plan, rule: PriorityRule
-    ) -> tuple[int | None, int, int, int | None, int] | None:
-        """(eta_point, anchor, window, warn_offset, start) of the update clock, or None.
+        self, s: CaseState, plan: Plan, rule: PriorityRule, stops: list[tuple[int, int | None]]
+    ) -> tuple[int | None, int, int, int | None, int, int] | None:
+        """(eta_point, anchor, window, warn_offset, start, e_start) of the update clock.
 
-        Window k (k >= 1) spans (anchor+(k-1)W, anchor+kW]: a warning at its warn fraction,
-        a breach at its end. `start` is where pending points begin (after the high-water mark).
+        Window k (k >= 1) spans counted time ((k-1)W, kW] after the anchor: a warning at its
+        warn fraction, a breach at its end, each at the instant `_add(anchor, offset)`.
+        `start` is where pending points begin (after the high-water mark) and `e_start` is
+        the counted time from the anchor to it. Counted time is the calendar's open time
+        outside the case's stops; for 24x7 without stops it is plain elapsed time.
         """
         if s.comm_first is None or s.comm_last is None:
             return None
         through = s.update_through
         anchor = s.comm_last
+        if s.resolutions:
+            reopened = self._last_reopen(s)
+            if reopened is not None and reopened > anchor:
+                # A reopened case is owed an update one full window after the reopen.
+                anchor = reopened
         eta_point = None
         if s.eta is not None and s.eta_set_at is not None and s.eta > s.eta_set_at:
             # While the ETA is pending no periodic update is owed; when it passes, one breach,
-            # then periodic updates from max(ETA, last communication).
-            if through is None or s.eta > through:
+            # then periodic updates from max(ETA, last communication). An ETA that passed
+            # while the case was resolved was met by the resolution: no eta-passed for it.
+            if (through is None or s.eta > through) and not _resolved_at(s, s.eta):
                 eta_point = s.eta
-            anchor = max(s.eta, s.comm_last)
+            anchor = max(s.eta, anchor)
         window = rule.update_every
         warn = None if plan.warn_fraction is None else round(plan.warn_fraction * window)
         start = anchor if through is None or through < anchor else through
-        return eta_point, anchor, window, warn, start
+        if start == anchor:
+            e_start = 0
+        elif not stops and rule.calendar.always_open:
+            e_start = start - anchor  # the 24x7 path: plain arithmetic
+        else:
+            e_start = _elapsed(rule.calendar, stops, anchor, start)
+        return eta_point, anchor, window, warn, start, e_start
 
-    def _update_next(self, s: CaseState, plan: Plan, rule: PriorityRule) -> int | None:
-        clock = self._update_clock(s, plan, rule)
+    def _update_next(
+        self, s: CaseState, plan: Plan, rule: PriorityRule, stops: list[tuple[int, int | None]]
+    ) -> int | None:
+        clock = self._update_clock(s, plan, rule, stops)
         if clock is None:
             return None
-        eta_point, anchor, window, warn, start = clock
+        eta_point, anchor, window, warn, _, e_start = clock
         if eta_point is not None:
             return eta_point  # every periodic point lies after the ETA
-        k = (start - anchor) // window + 1  # the window `start` lies in
-        if warn is not None and anchor + (k - 1) * window + warn > start:
-            return anchor + (k - 1) * window + warn
-        return anchor + k * window
+        k = e_start // window + 1  # the window `start` lies in
+        cal = rule.calendar
+        offset = k * window
+        if warn is not None and offset - window + warn > e_start:
+            offset = offset - window + warn
+        if not stops and cal.always_open:
+            return anchor + offset  # the 24x7 path: plain arithmetic
+        return _add(cal, stops, anchor, offset)
 
-    def _update_due(self, s: CaseState, plan: Plan, rule: PriorityRule, now: int) -> list[_Point]:
+    def _update_due(
+        self,
+        s: CaseState,
+        plan: Plan,
+        rule: PriorityRule,
+        now: int,
+        stops: list[tuple[int, int | None]],
+    ) -> list[_Point]:
         """The update clock's pending points due by `now`. Only what evaluate() needs is
         listed: the first and last breach, the warnings around them (so their count tells a
         catch-up), never the whole run of windows a long outage spans."""
-        clock = self._update_clock(s, plan, rule)
+        clock = self._update_clock(s, plan, rule, stops)
         if clock is None:
             return []
-        eta_point, anchor, window, warn, start = clock
+        eta_point, anchor, window, warn, _, e_start = clock
         pts: list[_Point] = []
         if eta_point is not None:
             if eta_point > now:
@@ -248,23 +378,40 @@ class Engine:
             pts.append(_Point(eta_point, "update-due", "breach", "eta-passed"))
         if now < anchor:
             return pts
-        k = (start - anchor) // window + 1  # first window with a pending breach
-        last_k = (now - anchor) // window  # last window whose breach is due
+        cal = rule.calendar
+
+        def at(offset: int) -> int | None:
+            """The instant of a point, or None when it is not due by now."""
+            t = _add(cal, stops, anchor, offset)
+            return t if t is not None and t <= now else None
+
+        k = e_start // window + 1  # first window with a pending breach
+        last_k = _elapsed(cal, stops, anchor, now) // window  # last window whose breach is due
+        if last_k >= k and at(last_k * window) is None:
+            last_k -= 1  # `now` is paused: the point it reached is owed when the pause ends
         if last_k >= k:
-            first_warn = None if warn is None else anchor + (k - 1) * window + warn
-            if first_warn is not None and first_warn > start:
-                pts.append(_Point(first_warn, "update-due", "warning", "interval"))
-            pts.append(_Point(anchor + k * window, "update-due", "breach", "interval"))
+            first_warn = None if warn is None else (k - 1) * window + warn
+            if first_warn is not None and first_warn > e_start:
+                t = at(first_warn)
+                if t is not None:
+                    pts.append(_Point(t, "update-due", "warning", "interval"))
+            t = at(k * window)
+            if t is not None:
+                pts.append(_Point(t, "update-due", "breach", "interval"))
             if last_k > k:
-                pts.append(_Point(anchor + last_k * window, "update-due", "breach", "interval"))
-        cur_warn = None if warn is None else anchor + last_k * window + warn
-        if cur_warn is not None and start < cur_warn <= now:
-            pts.append(_Point(cur_warn, "update-due", "warning", "interval"))
+                t = at(last_k * window)
+                if t is not None:
+                    pts.append(_Point(t, "update-due", "breach", "interval"))
+        cur_warn = None if warn is None else last_k * window + warn
+        if cur_warn is not None and e_start < cur_warn:
+            t = at(cur_warn)
+            if t is not None:
+                pts.append(_Point(t, "update-due", "warning", "interval"))
         return pts
 
     def at_risk(self, s: CaseState) -> list[str]:
         """Clocks whose warning went out and whose breach is still pending ("ack", "update")."""
-        if s.resolved_at is not None:
+        if s.resolved:
             return []
         cur = self.current(s)
         if cur is None:
@@ -273,13 +420,15 @@ class Engine:
         out = []
         if s.comm_first is None and s.emitted & (ACK_WARNED | ACK_BREACHED) == ACK_WARNED:
             out.append("ack")
-        clock = self._update_clock(s, plan, rule)
-        if clock is not None and s.update_through is not None:
-            eta_point, anchor, window, warn, start = clock
-            if eta_point is None and warn is not None and start == s.update_through:
-                k = (start - anchor) // window + 1
-                if anchor + (k - 1) * window + warn == start:
-                    out.append("update")
+        if s.update_through is not None:
+            stops = self._stops(s, plan)
+            clock = self._update_clock(s, plan, rule, stops)
+            if clock is not None:
+                eta_point, _, window, warn, start, e_start = clock
+                if eta_point is None and warn is not None and start == s.update_through:
+                    k = e_start // window + 1
+                    if (k - 1) * window + warn == e_start:
+                        out.append("update")
         return out
 
     def next_due(self, s: CaseState) -> int | None:
@@ -288,24 +437,33 @@ class Engine:
         This is what the deadline index holds per case; nothing fires for unopened or resolved
         cases, so they have none. (Called after every event: kept free of allocations.)
         """
-        if s.resolved_at is not None or s.opened_at is None:
+        rz = s.resolutions
+        if s.opened_at is None or (rz and rz[-1][2]):  # unopened, or resolved
             return None
         cur = self.current(s)
         if cur is None:
             return None
         plan, rule, since = cur
+        stops = self._stops(s, plan) if s.statuses or rz else _NO_STOPS
         best: int | None = None
         emitted = s.emitted
         if s.comm_first is None:
+            ack = -1
             if plan.warn_fraction is not None and not emitted & (ACK_WARNED | ACK_BREACHED):
-                best = s.opened_at + round(plan.warn_fraction * rule.acknowledge)
+                ack = round(plan.warn_fraction * rule.acknowledge)
             elif not emitted & ACK_BREACHED:
-                best = s.opened_at + rule.acknowledge
+                ack = rule.acknowledge
+            if ack >= 0:
+                cal = rule.calendar
+                if not stops and cal.always_open:
+                    best = s.opened_at + ack  # the 24x7 path: plain arithmetic
+                else:
+                    best = _add(cal, stops, s.opened_at, ack)
         if not emitted & ELEVATED:
-            el = self._elevation_point(s, rule, since)
+            el = self._elevation_point(s, rule, since, stops)
             if el is not None and (best is None or el.at < best):
                 best = el.at
-        upd = self._update_next(s, plan, rule)
+        upd = self._update_next(s, plan, rule, stops)
         if upd is not None and (best is None or upd < best):
             best = upd
         return best
@@ -323,26 +481,28 @@ class Engine:
         case learned or recomputed after its deadlines catches up.
         """
         stamp = now if fired_at is None else fired_at
-        if s.resolved_at is not None:
+        rz = s.resolutions
+        if rz and rz[-1][2]:  # resolved
             return []
         cur = self.current(s)
         if cur is None:
             return []
         plan, rule, since = cur
+        stops = self._stops(s, plan) if s.statuses or s.resolutions else _NO_STOPS
         out: list[Alert] = []
 
-        ack_due = [p for p in self._ack_points(s, plan, rule) if p.at <= now]
+        ack_due = [p for p in self._ack_points(s, plan, rule, stops) if p.at <= now]
         if ack_due:
             chosen = ack_due[-1]  # the breach when it is due, else the warning
             s.emitted |= ACK_WARNED | (ACK_BREACHED if chosen.stage == "breach" else 0)
             out.append(self._alert(s, plan, rule, chosen, stamp, len(ack_due) > 1))
 
-        el = self._elevation_point(s, rule, since)
+        el = self._elevation_point(s, rule, since, stops)
         if el is not None and el.at <= now:
             s.emitted |= ELEVATED
             out.append(self._alert(s, plan, rule, el, stamp, False))
 
-        upd = self._update_due(s, plan, rule, now)
+        upd = self._update_due(s, plan, rule, now, stops)
         if upd:
             breaches = [p for p in upd if p.stage == "breach"]
             chosen = max(breaches or upd, key=lambda p: p.at)
@@ -369,4 +529,83 @@ class Engine:
             s.subject,
             s.eta,
             catch_up,
+            rule.calendar.name,
         )
+
+
+# --- counted time: the calendar's open time outside a case's stops ---------------------------
+
+_NO_STOPS: list[tuple[int, int | None]] = []
+"""Shared and never mutated: the stops of a case that was never paused nor resolved."""
+
+
+def _merge(
+    a: list[tuple[int, int | None]], b: list[tuple[int, int | None]]
+) -> list[tuple[int, int | None]]:
+    """The union of two sorted lists of disjoint stretches, sorted and disjoint."""
+    out: list[tuple[int, int | None]] = []
+    for lo, hi in sorted(a + b, key=lambda x: x[0]):
+        if out:
+            plo, phi = out[-1]
+            if phi is None:
+                break
+            if lo <= phi:
+                out[-1] = (plo, None if hi is None else max(phi, hi))
+                continue
+        out.append((lo, hi))
+    return out
+
+
+def _add(cal: Calendar, stops: list[tuple[int, int | None]], t: int, d: int) -> int | None:
+    """The deadline of a window of counted length `d` opened at `t`: the earliest instant by
+    which `d` of the calendar's open time outside the stops has elapsed, or None when a stop
+    that never ends comes first. A deadline never lies inside a stop: one that would fall
+    exactly where a stop begins is owed where that stop ends (the pause came in time)."""
+    if not stops:
+        return t + d if cal.always_open else cal.add(t, d)
+    r = d
+    for lo, hi in stops:
+        if hi is not None and hi <= t:
+            continue
+        if lo > t:
+            end = cal.add(t, r)
+            if end < lo:
+                return end
+            r -= cal.elapsed(t, lo)
+        if hi is None:
+            return None
+        t = hi
+    return cal.add(t, r)
+
+
+def _elapsed(cal: Calendar, stops: list[tuple[int, int | None]], a: int, b: int) -> int:
+    """Counted time in [a, b): the calendar's open time there, less the stops within it."""
+    total = cal.elapsed(a, b)
+    for lo, hi in stops:
+        if lo >= b:
+            break
+        x = a if lo < a else lo
+        y = b if hi is None or hi > b else hi
+        if y > x:
+            total -= cal.elapsed(x, y)
+    return total
+
+
+def _unstopped(stops: list[tuple[int, int | None]], t: int) -> int | None:
+    """`t`, or the end of the stop it lies in (None when that stop never ends)."""
+    for lo, hi in stops:
+        if lo > t:
+            break
+        if hi is None or t < hi:
+            return hi
+    return t
+
+
+def _resolved_at(s: CaseState, t: int) -> bool:
+    """Whether the case was resolved at instant `t` (by its resolve and reopen facts)."""
+    state = False
+    for at, _, flag in s.resolutions:
+        if at > t:
+            break
+        state = flag == 1
+    return state

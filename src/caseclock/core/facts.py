@@ -79,7 +79,15 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 # --- inbound -------------------------------------------------------------------------------
 
-INBOUND_TYPES: Final = ("case-opened", "case-noted", "eta-set", "case-resolved", "priority-changed")
+INBOUND_TYPES: Final = (
+    "case-opened",
+    "case-noted",
+    "eta-set",
+    "case-resolved",
+    "priority-changed",
+    "status-changed",
+    "case-reopened",
+)
 
 
 class _Event(BaseModel):
@@ -124,11 +132,27 @@ class PriorityChanged(_Event):
     priority: int = Field(description="The new priority.")
 
 
-InboundEvent = CaseOpened | CaseNoted | EtaSet | CaseResolved | PriorityChanged
+class StatusChanged(_Event):
+    type: Literal["status-changed"]
+    status: NonEmpty = Field(
+        description="The upstream system's status (e.g. open, pending, on-hold); a plan's "
+        "pause_statuses stop its clocks."
+    )
+
+
+class CaseReopened(_Event):
+    type: Literal["case-reopened"]
+
+
+InboundEvent = (
+    CaseOpened | CaseNoted | EtaSet | CaseResolved | PriorityChanged | StatusChanged | CaseReopened
+)
 INBOUND_MODELS: Final[dict[str, type[_Event]]] = {
     "case-opened": CaseOpened,
     "case-noted": CaseNoted,
     "eta-set": EtaSet,
     "case-resolved": CaseResolved,
     "priority-changed": PriorityChanged,
+    "status-changed": StatusChanged,
+    "case-reopened": CaseReopened,
 }

@@ -12,11 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from caseclock.core.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from caseclock.core.calendars import Calendar
 
 DEFAULT_POLICY_RESOURCE = "support-plus.toml"
 
@@ -38,6 +48,8 @@ class PriorityRule:
     elevate: ElevateMode
     elevate_after: int | None
     """For elevate == "after": elevate this long after opening unless an ETA or workaround."""
+    calendar: Calendar
+    """The calendar every window of this priority counts in (the plan's unless overridden)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,10 @@ class Plan:
     name: str
     warn_fraction: float | None
     priorities: Mapping[int, PriorityRule]
+    pause_statuses: frozenset[str] = frozenset()
+    """Upstream statuses that stop every clock of the plan (spec section 7)."""
+    pause_digests: frozenset[int] = frozenset()
+    """The same statuses as the state stores them (`state.status_digest`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,13 @@ class Policy:
     @property
     def all_priorities(self) -> frozenset[int]:
         return frozenset(pr for plan in self.plans.values() for pr in plan.priorities)
+
+    @property
+    def calendar_names(self) -> frozenset[str]:
+        """The calendars some priority counts in (metric label values are created for them)."""
+        return frozenset(
+            r.calendar.name for plan in self.plans.values() for r in plan.priorities.values()
+        )
 
     def windows_seconds(self) -> dict[str, list[float]]:
         """Every ack and time-to-open window, in seconds (for histogram buckets)."""
@@ -92,6 +115,7 @@ class _PriorityDoc(BaseModel):
     update_every: int
     time_to_open: int | None = None
     elevate: str = "never"
+    calendar: str | None = None
 
     @field_validator("acknowledge", "update_every", mode="before")
     @classmethod
@@ -118,7 +142,8 @@ class _PriorityDoc(BaseModel):
 class _PlanDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
     warn_fraction: float | None = 0.75
-    calendar: Literal["24x7"] = "24x7"
+    calendar: str = "24x7"
+    pause_statuses: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = []
     priorities: dict[int, _PriorityDoc] = Field(min_length=1)
 
     @field_validator("warn_fraction", mode="before")
@@ -137,6 +162,7 @@ class _PlanDoc(BaseModel):
 class _PolicyDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_plan: str = "support-plus"
+    calendars: dict[str, Any] | None = None
     plans: dict[str, _PlanDoc] = Field(min_length=1)
 
 
@@ -150,14 +176,36 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 
 def policy_from_mapping(doc: Mapping[str, Any], source: str = "<mapping>") -> Policy:
+    # Imported here: calendars imports PolicyError from this module.
+    from caseclock.core.calendars import lookup_calendar, parse_calendars
+    from caseclock.core.state import status_digest
+
     try:
         parsed = _PolicyDoc.model_validate(doc)
     except ValidationError as e:
         raise PolicyError(_format_errors(e, source)) from None
+    try:
+        calendars = parse_calendars(parsed.calendars)
+    except PolicyError as e:
+        raise PolicyError(f"invalid policy {source}:\n  " + str(e).replace("\n", "\n  ")) from None
     plans: dict[str, Plan] = {}
+    errors: list[str] = []
     for name, pd in parsed.plans.items():
         rules: dict[int, PriorityRule] = {}
+        try:
+            plan_cal = lookup_calendar(calendars, pd.calendar, f"plans.{name}.calendar")
+        except PolicyError as e:
+            errors.append(str(e))  # go on: the priorities' own calendars are checked too
+            plan_cal = calendars["24x7"]
         for prio, rd in pd.priorities.items():
+            cal = plan_cal
+            if rd.calendar is not None:
+                where = f"plans.{name}.priorities.{prio}.calendar"
+                try:
+                    cal = lookup_calendar(calendars, rd.calendar, where)
+                except PolicyError as e:
+                    errors.append(str(e))
+                    continue
             after = None if rd.elevate in ("immediately", "never") else _duration(rd.elevate)
             mode: ElevateMode = "after" if after is not None else rd.elevate  # type: ignore[assignment]
             rules[prio] = PriorityRule(
@@ -167,8 +215,18 @@ def policy_from_mapping(doc: Mapping[str, Any], source: str = "<mapping>") -> Po
                 time_to_open=rd.time_to_open,
                 elevate=mode,
                 elevate_after=after,
+                calendar=cal,
             )
-        plans[name] = Plan(name=name, warn_fraction=pd.warn_fraction, priorities=rules)
+        statuses = frozenset(pd.pause_statuses)
+        plans[name] = Plan(
+            name=name,
+            warn_fraction=pd.warn_fraction,
+            priorities=rules,
+            pause_statuses=statuses,
+            pause_digests=frozenset(status_digest(x) for x in statuses),
+        )
+    if errors:
+        raise PolicyError(f"invalid policy {source}:\n  " + "\n  ".join(errors))
     if parsed.default_plan not in plans:
         raise PolicyError(
             f"invalid policy {source}:\n  default_plan: {parsed.default_plan!r} is not one of "

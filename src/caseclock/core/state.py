@@ -12,6 +12,10 @@ from typing import Any, Final
 SEEN_DIGESTS: Final = 64
 SEEN_BYTES: Final = 8 * SEEN_DIGESTS
 MAX_PRIORITY_FACTS: Final = 32
+MAX_STATUS_FACTS: Final = 32
+"""Status facts kept (the latest by occurred_at): the pause timeline of a case's recent past."""
+MAX_RESOLUTION_FACTS: Final = 16
+"""Resolve and reopen facts kept (the latest by occurred_at): eight resolve/reopen cycles."""
 
 # Flags for the once-per-case obligations.
 ACK_WARNED: Final = 1
@@ -31,6 +35,12 @@ def seen_in(seen: bytes, d: bytes) -> bool:
             return True
         i = seen.find(d, i + 1)  # a match straddling two digests is no match
     return False
+
+
+def status_digest(status: str) -> int:
+    """A status as the state stores it: 8 bytes whatever the upstream vocabulary's length, so
+    a case's status history costs the same for "pending" and for a 256-character status."""
+    return int.from_bytes(hashlib.blake2b(status.encode(), digest_size=8).digest(), "big")
 
 
 def tiebreak(event_id: str) -> int:
@@ -57,6 +67,10 @@ class CaseState:
     * the priority history keeps at most MAX_PRIORITY_FACTS facts: past that, runs of one
       priority are merged into their first fact and then the oldest facts after the opening
       one are forgotten (a case re-prioritised dozens of times keeps its latest history).
+    * the status history keeps the latest MAX_STATUS_FACTS status facts (statuses stored as
+      8-byte digests) and the resolution history the latest MAX_RESOLUTION_FACTS resolve and
+      reopen facts. "The latest N by (occurred_at, tiebreak)" is the same set whatever order
+      the facts arrived in, so the bound keeps the fold order-independent.
     * strings are bounded by the inbound contract (ids 256, subject 1024 characters).
     """
 
@@ -76,8 +90,9 @@ class CaseState:
         "plan",
         "priorities",
         "reported_at",
-        "resolved_at",
+        "resolutions",
         "seen",
+        "statuses",
         "subject",
         "update_through",
     )
@@ -101,7 +116,10 @@ class CaseState:
         self.eta_set_at: int | None = None
         self.eta_tb = 0
         self.eta: int | None = None
-        self.resolved_at: int | None = None
+        self.resolutions: list[tuple[int, int, int]] = []
+        """(occurred_at, tiebreak, 1 resolved | 0 reopened), sorted: the latest decides."""
+        self.statuses: list[tuple[int, int, int]] = []
+        """(occurred_at, tiebreak, status_digest), sorted: the latest is the current status."""
         self.seen = b""
         """8-byte digests of the last SEEN_DIGESTS event ids applied, oldest first."""
         self.emitted = 0
@@ -127,6 +145,10 @@ class CaseState:
             if short in d:
                 setattr(s, name, d[short])
         s.priorities = [(p[0], p[1], p[2]) for p in d.get("pr", [])]
+        s.statuses = [(p[0], p[1], p[2]) for p in d.get("st", [])]
+        s.resolutions = [(p[0], p[1], p[2]) for p in d.get("rz", [])]
+        if "rs" in d and not s.resolutions:  # a row written before reopening existed
+            s.resolutions = [(d["rs"], 0, 1)]
         s.seen = bytes.fromhex(d.get("sn", ""))[-SEEN_BYTES:]  # rows written before the bound
         if len(s.priorities) > MAX_PRIORITY_FACTS:
             compact_priorities(s)
@@ -146,7 +168,20 @@ class CaseState:
 
     @property
     def resolved(self) -> bool:
-        return self.resolved_at is not None
+        """Resolved now: the latest of its case-resolved and case-reopened facts is a resolve."""
+        rz = self.resolutions
+        return bool(rz) and rz[-1][2] == 1
+
+    @property
+    def resolved_at(self) -> int | None:
+        """When the current resolution began (the first resolve of the last run), or None."""
+        rz = self.resolutions
+        if not rz or rz[-1][2] != 1:
+            return None
+        i = len(rz) - 1
+        while i > 0 and rz[i - 1][2] == 1:
+            i -= 1
+        return rz[i][0]
 
     @property
     def ack_breach_emitted(self) -> bool:
@@ -167,7 +202,8 @@ _FIELDS: Final = (
     ("es", "eta_set_at"),
     ("et", "eta_tb"),
     ("e", "eta"),
-    ("rs", "resolved_at"),
+    ("rz", "resolutions"),
+    ("st", "statuses"),
     ("em", "emitted"),
     ("ut", "update_through"),
 )
@@ -202,3 +238,16 @@ def compact_priorities(state: CaseState) -> None:
         drop = next(i for i, f in enumerate(merged) if (f[0], f[1]) != opening)
         del merged[drop]
     state.priorities = merged
+
+
+def add_latest(facts: list[tuple[int, int, int]], fact: tuple[int, int, int], cap: int) -> None:
+    """Insert a fact in (occurred_at, tiebreak) order, keeping the latest `cap` facts.
+
+    The same fact twice is one (idempotent), and the kept set is the latest `cap` of all facts
+    ever inserted whatever their order of arrival (order-independent)."""
+    i = bisect.bisect_left(facts, (fact[0], fact[1]))
+    if i < len(facts) and facts[i][0] == fact[0] and facts[i][1] == fact[1]:
+        return
+    facts.insert(i, fact)
+    if len(facts) > cap:
+        del facts[0]

@@ -14,7 +14,9 @@ from typing import Any, Final
 
 from caseclock.core.timeutil import parse_duration
 
-INPUT_TOPICS = "case-opened,case-noted,eta-set,case-resolved,priority-changed"
+INPUT_TOPICS = (
+    "case-opened,case-noted,eta-set,case-resolved,priority-changed,status-changed,case-reopened"
+)
 
 
 @dataclass(frozen=True)

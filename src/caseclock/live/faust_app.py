@@ -128,6 +128,7 @@ class CaseClock:
             buckets_for_windows(windows["acknowledge"]),
             buckets_for_windows(windows["time_to_open"]) if windows["time_to_open"] else None,
             priorities=sorted(str(p) for p in policy.all_priorities),
+            calendars=sorted(policy.calendar_names),
         )
         self.ready = False
         self.watch = StallWatch(cfg.recovery_timeout)

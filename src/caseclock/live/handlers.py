@@ -278,12 +278,14 @@ class CaseService:
             if tto is not None:
                 self.metrics.observe_time_to_open(str(tto[0]), tto[1] / US)
                 if tto[2]:
-                    self.metrics.sla_breach("time_to_open", str(tto[0]))
-        if not was_acked and state.comm_first is not None and state.opened_at is not None:
-            took = state.comm_first - state.opened_at
-            self.metrics.observe_time_to_acknowledge(prio, took / US)
-            if cur is not None and not state.ack_breach_emitted:  # a fired breach counted late
-                self.metrics.acknowledgement(prio, took <= cur[1].acknowledge)
+                    calendar = self.engine.calendar_of(state, tto[0])
+                    self.metrics.sla_breach("time_to_open", str(tto[0]), calendar)
+        if not was_acked:
+            tta = self.engine.time_to_acknowledge(state)  # counted in the window's calendar
+            if tta is not None:
+                self.metrics.observe_time_to_acknowledge(prio, tta[0] / US)
+                if not state.ack_breach_emitted:  # a fired breach was counted late already
+                    self.metrics.acknowledgement(prio, tta[1])
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -399,7 +401,7 @@ class CaseService:
             self.summary.add("catch-up")
         clock = breach_clock(a)
         if clock is not None:
-            self.metrics.sla_breach(clock, str(a.priority))
+            self.metrics.sla_breach(clock, str(a.priority), a.calendar)
             if clock == "ack":
                 self.metrics.acknowledgement(str(a.priority), in_time=False)
         if log.isEnabledFor(logging.DEBUG):

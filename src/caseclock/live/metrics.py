@@ -44,6 +44,7 @@ __all__ = [
     "ALERT_STAGES",
     "CLOCKS",
     "DEAD_LETTER_REASONS",
+    "DEFAULT_CALENDARS",
     "DEFAULT_PRIORITIES",
     "DEFAULT_WINDOW_FRACTIONS",
     "EVENT_PROCESSING_BUCKETS",
@@ -78,6 +79,7 @@ ACK_OUTCOMES: Final = ("in_time", "late")
 TICK_OUTCOMES: Final = ("fired", "stale", "purged")
 #: Priorities of the default "support-plus" plan; label sets for these are pre-created.
 DEFAULT_PRIORITIES: Final = ("1", "2", "3")
+DEFAULT_CALENDARS: Final = ("24x7",)
 
 #: Acknowledge windows of support-plus (1 h, 4 h, 8 h) in seconds.
 SUPPORT_PLUS_ACK_WINDOWS: Final = (3600.0, 14400.0, 28800.0)
@@ -192,9 +194,10 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
     MetricDoc(
         "caseclock_sla_breaches_total",
         "counter",
-        ("clock", "priority"),
-        "SLA breaches by clock (ack, update, elevation, time_to_open) and priority. "
-        "time_to_open breaches are counted here only; they emit no alert.",
+        ("clock", "priority", "calendar"),
+        "SLA breaches by clock (ack, update, elevation, time_to_open), priority and the "
+        "calendar the window counted in (24x7 or a policy calendar). time_to_open breaches "
+        "are counted here only; they emit no alert.",
     ),
     MetricDoc(
         "caseclock_dead_letters_total",
@@ -267,7 +270,8 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_time_to_acknowledge_seconds",
         "histogram",
         ("priority",),
-        "opened_at to first communication. Buckets include each acknowledge window, so "
+        "opened_at to first communication, counted like the acknowledge window (its "
+        "calendar's open time, less pauses). Buckets include each acknowledge window, so "
         'bucket{le="<window>"} / count is SLA attainment among acknowledged cases.',
     ),
     MetricDoc(
@@ -319,6 +323,7 @@ class Metrics:
         open_buckets: Sequence[float] | None = None,
         *,
         priorities: Iterable[str] = DEFAULT_PRIORITIES,
+        calendars: Iterable[str] = DEFAULT_CALENDARS,
     ) -> None:
         ack = list(ack_buckets) if ack_buckets else buckets_for_windows(SUPPORT_PLUS_ACK_WINDOWS)
         opn = list(open_buckets) if open_buckets else buckets_for_windows(SUPPORT_PLUS_OPEN_WINDOWS)
@@ -340,7 +345,9 @@ class Metrics:
         self.alerts_emitted = counter(
             "caseclock_alerts_emitted_total", ["type", "stage", "priority"]
         )
-        self.sla_breaches = counter("caseclock_sla_breaches_total", ["clock", "priority"])
+        self.sla_breaches = counter(
+            "caseclock_sla_breaches_total", ["clock", "priority", "calendar"]
+        )
         self.dead_letters = counter("caseclock_dead_letters_total", ["reason"])
         self.catchup_alerts = counter("caseclock_catchup_alerts_total", ["type"])
         self.ticks = counter("caseclock_ticks_total", ["outcome"])
@@ -368,9 +375,9 @@ class Metrics:
         self._open_by_partition: dict[Hashable, dict[_LabelKey, int]] = {}
         self._at_risk_by_partition: dict[Hashable, dict[_LabelKey, int]] = {}
 
-        self._precreate(tuple(priorities))
+        self._precreate(tuple(priorities), tuple(calendars))
 
-    def _precreate(self, priorities: tuple[str, ...]) -> None:
+    def _precreate(self, priorities: tuple[str, ...], calendars: tuple[str, ...]) -> None:
         """Create every known counter/histogram label set at zero (see the module docstring)."""
         for event_type in EVENT_TYPES:
             self.events_consumed.labels(type=event_type)
@@ -389,7 +396,8 @@ class Metrics:
             self.time_to_acknowledge.labels(priority=priority)
             self.time_to_open.labels(priority=priority)
             for clock in CLOCKS:
-                self.sla_breaches.labels(clock=clock, priority=priority)
+                for calendar in calendars:
+                    self.sla_breaches.labels(clock=clock, priority=priority, calendar=calendar)
             for outcome in ACK_OUTCOMES:
                 self.acknowledgements.labels(priority=priority, outcome=outcome)
 
@@ -437,9 +445,10 @@ class Metrics:
         """Count an alert emitted in catch-up mode."""
         self.catchup_alerts.labels(type=alert_type).inc()
 
-    def sla_breach(self, clock: str, priority: str) -> None:
-        """Count one SLA breach of ``clock`` (ack, update, elevation, time_to_open)."""
-        self.sla_breaches.labels(clock=clock, priority=priority).inc()
+    def sla_breach(self, clock: str, priority: str, calendar: str = "24x7") -> None:
+        """Count one SLA breach of ``clock`` (ack, update, elevation, time_to_open) of a
+        window that counted in ``calendar``."""
+        self.sla_breaches.labels(clock=clock, priority=priority, calendar=calendar).inc()
 
     def dead_letter(self, reason: str) -> None:
         """Count one message sent to the dead-letter topic."""

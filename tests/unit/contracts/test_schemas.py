@@ -184,6 +184,11 @@ VALID_INBOUND: dict[str, list[dict[str, Any]]] = {
         {**COMMON, "type": "case-resolved", "resolution": "fixed", "customer_id": None},
     ],
     "priority-changed": [{**COMMON, "type": "priority-changed", "priority": 3}],
+    "status-changed": [
+        {**COMMON, "type": "status-changed", "status": "pending"},
+        {**COMMON, "type": "status-changed", "status": "x" * 256},
+    ],
+    "case-reopened": [{**COMMON, "type": "case-reopened"}],
 }
 
 
@@ -220,6 +225,14 @@ def _invalid_inbound(t: str) -> list[dict[str, Any]]:
         ]
     if t == "eta-set":
         bad += [_without(base, "eta"), {**base, "eta": "tomorrow"}, {**base, "eta": None}]
+    if t == "status-changed":
+        bad += [
+            _without(base, "status"),
+            {**base, "status": ""},
+            {**base, "status": "x" * 257},
+            {**base, "status": 3},
+            {**base, "status": None},
+        ]
     return bad
 
 

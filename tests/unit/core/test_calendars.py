@@ -690,3 +690,18 @@ def test_elapsed_laws(case: tuple[Calendar, int, int, int]) -> None:
         assert back == b
     n = c.next_open(a)
     assert n >= a and c.is_open(n) and c.elapsed(a, n) == 0
+
+
+def test_the_add_memo_is_bounded_and_answers_as_the_arithmetic_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """add() remembers its answers (the engine repeats questions after every fact that moves
+    no starting point); the memo never changes an answer and is cleared when full."""
+    import caseclock.core.calendars as calendars
+
+    monkeypatch.setattr(calendars, "_MEMO_SIZE", 8)
+    cal = Calendar("memo", "Europe/Berlin", EMEA.hours, EMEA.holidays)
+    starts = [utc("2026-03-27T14:00") + i * 37 * M for i in range(40)]
+    first = [cal.add(s, 4 * H) for s in starts]
+    assert len(cal._memo) <= 8
+    assert [cal.add(s, 4 * H) for s in starts] == first == [cal._add(s, 4 * H) for s in starts]

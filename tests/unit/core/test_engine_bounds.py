@@ -6,7 +6,13 @@ from __future__ import annotations
 import orjson
 
 from caseclock.core.engine import Engine
-from caseclock.core.state import MAX_PRIORITY_FACTS, SEEN_DIGESTS, CaseState
+from caseclock.core.state import (
+    MAX_PRIORITY_FACTS,
+    MAX_RESOLUTION_FACTS,
+    MAX_STATUS_FACTS,
+    SEEN_DIGESTS,
+    CaseState,
+)
 from caseclock.core.timeutil import to_us
 from caseclock.live.config import Config
 from caseclock.replay import Replayer
@@ -37,16 +43,19 @@ def test_a_case_with_200000_events_keeps_a_constant_size() -> None:
 
 def test_the_worst_case_state_fits_the_documented_bound() -> None:
     """Every string at its contract maximum, made of characters JSON escapes to 6 bytes, a full
-    duplicate ring and a full priority history: still under CASECLOCK_MAX_STATE_BYTES."""
+    duplicate ring, full priority, status and resolution histories: still under
+    CASECLOCK_MAX_STATE_BYTES."""
     engine = Engine(DEFAULT_POLICY)
     worst = "\x01" * 256
     s = CaseState(worst, NOW)
     s.opened_at, s.open_tb, s.plan = NOW, 2**64 - 1, worst
     s.customer_id, s.subject = worst, "\x01" * 1024
     s.comm_first = s.comm_last = s.eta_or_workaround = s.eta_set_at = s.eta = NOW
-    s.eta_tb, s.resolved_at, s.emitted, s.update_through = 2**64 - 1, NOW, 7, NOW
+    s.eta_tb, s.emitted, s.update_through = 2**64 - 1, 7, NOW
     s.seen = b"\xff" * 8 * SEEN_DIGESTS
     s.priorities = [(NOW + i, 2**64 - 1, 3) for i in range(MAX_PRIORITY_FACTS)]
+    s.statuses = [(NOW + i, 2**64 - 1, 2**64 - 1) for i in range(MAX_STATUS_FACTS)]
+    s.resolutions = [(NOW + i, 2**64 - 1, 1) for i in range(MAX_RESOLUTION_FACTS)]
     assert engine.policy is DEFAULT_POLICY
     assert row_size(s) < ROW_LIMIT, row_size(s)
 
@@ -100,3 +109,24 @@ def test_duplicates_within_the_ring_are_still_counted_in_replay() -> None:
     for e in events + events[-3:]:
         r.feed(e)
     assert r.summary.duplicates == 3
+
+
+def test_status_and_resolution_histories_are_bounded() -> None:
+    """A case flapping between statuses and through resolve/reopen cycles keeps a constant size,
+    and its current status and resolution are those of its latest facts."""
+    from tests.factories import reopened, resolved, status
+
+    engine = Engine(DEFAULT_POLICY)
+    state, _ = engine.apply(None, opened("S", 0, 3), NOW)
+    sizes = []
+    for i in range(5_000):
+        engine.apply(state, status("S", i / 60, "pending" if i % 2 else "x" * 256), NOW)
+        engine.apply(state, (reopened if i % 2 else resolved)("S", i / 60 + 0.001), NOW)
+        if i in (1_000, 4_999):
+            sizes.append(row_size(state))
+    assert len(state.statuses) == MAX_STATUS_FACTS
+    assert len(state.resolutions) == MAX_RESOLUTION_FACTS
+    assert max(sizes) < ROW_LIMIT
+    assert abs(sizes[0] - sizes[1]) < 100  # only the digits of the tiebreak hashes vary
+    assert state.statuses[-1][0] == to_us(T0) + round(4_999 / 60 * 3600e6)
+    assert not state.resolved  # the last fact (i = 4999, odd) is a reopen

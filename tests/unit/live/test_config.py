@@ -20,6 +20,8 @@ def test_defaults_are_the_documented_ones() -> None:
         "eta-set",
         "case-resolved",
         "priority-changed",
+        "status-changed",
+        "case-reopened",
     )
     assert cfg.alert_topics == {
         "ack-due": "ack-due",

@@ -166,7 +166,7 @@ def test_negative_count_is_rejected(metrics: Metrics) -> None:
 def test_counters_precreated_at_zero(metrics: Metrics) -> None:
     """rate()/increase() only see a counter's first increment if the series existed before."""
     breaches = samples(metrics.registry, "caseclock_sla_breaches_total")
-    assert breaches[key(clock="ack", priority="1")] == 0
+    assert breaches[key(clock="ack", priority="1", calendar="24x7")] == 0
     assert len(breaches) == len(CLOCKS) * 3
     assert len(samples(metrics.registry, "caseclock_dead_letters_total")) == len(
         DEAD_LETTER_REASONS
@@ -196,7 +196,7 @@ def test_counter_helpers(metrics: Metrics) -> None:
     assert lateness[key(type="ack-due", le="0.1")] == 0
     assert lateness[key(type="ack-due", le="0.25")] == 1
     breaches = samples(metrics.registry, "caseclock_sla_breaches_total")
-    assert breaches[key(clock="ack", priority="1")] == 1
+    assert breaches[key(clock="ack", priority="1", calendar="24x7")] == 1
     dead = samples(metrics.registry, "caseclock_dead_letters_total")
     assert dead[key(reason="invalid-json")] == 1
     assert samples(metrics.registry, "caseclock_ticks_total")[key(outcome="stale")] == 1
@@ -272,4 +272,18 @@ def test_event_types_constant_matches_contract() -> None:
         "eta-set",
         "case-resolved",
         "priority-changed",
+        "status-changed",
+        "case-reopened",
     }
+
+
+def test_breaches_are_labelled_by_calendar() -> None:
+    """Grafana shows breaches by calendar: every (clock, priority, calendar) exists at zero."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, priorities=("1", "2"), calendars=("24x7", "emea"))
+    breaches = samples(registry, "caseclock_sla_breaches_total")
+    assert len(breaches) == len(CLOCKS) * 2 * 2
+    metrics.sla_breach("update", "2", "emea")
+    breaches = samples(registry, "caseclock_sla_breaches_total")
+    assert breaches[key(clock="update", priority="2", calendar="emea")] == 1
+    assert breaches[key(clock="update", priority="2", calendar="24x7")] == 0
