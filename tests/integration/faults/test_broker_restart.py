@@ -106,6 +106,7 @@ def test_broker_restart(unique_prefix: str, tmp_path: Path, figures: Figures) ->
         faults_us=[fw.start_us],
         outages=[outage],
         logs=[worker.log_path],
+        takeover=lambda i, case_id: (up_us, up_us),  # nothing is served before it is back
     )
     # Deadlines fell due while the broker was down, and came out once it was back.
     during = [a for a in expected if down_us < due(a) <= up_us]

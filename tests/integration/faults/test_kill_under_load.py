@@ -96,6 +96,7 @@ def test_kill_under_load(
         faults_us=[start for start, _ in outages],
         outages=outages,
         logs=[worker.log_path],
+        takeover=members.takeover,
     )
     # The scenario did what it is for: alerts fell due in every outage, and came out.
     for start, end in outages:

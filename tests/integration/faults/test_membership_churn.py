@@ -129,5 +129,6 @@ def test_membership_churn(
         faults_us=[c.at_us for c in changes],
         outages=[(fw.start_us, fw.end_us)],
         logs=[w.log_path for w in workers],
+        takeover=members.takeover,
     )
     print(f"\nmembership churn: {figures.values}")
