@@ -603,12 +603,17 @@ def check_faults(
     cutoff_us: int,
     context: str = "",
     explain: Callable[[str], str] | None = None,
+    takeover: Callable[[int, str], tuple[int, int] | None] | None = None,
 ) -> OutageReport:
     """What must hold after faults at `faults_us` (a SIGKILL measured once the worker was dead,
     a broker stop, a membership change) from which the service recovered, given every alert
     copy read from the alert topics (`live`) and what replay says (`expected`, horizon =
     `cutoff_us`). Alerts due within the margin before the cut-off are not compared. A failure
     message shows `context`, and `explain(case_id)` when given (what was sent for the case).
+    `takeover(i, case_id)`, when given, bounds the instant R at which a worker began serving
+    the case again after fault i: (A, B) with every alert fired at or after A fired after R
+    (the case's previous owner had stopped serving it by A), and R after B (its next owner was
+    not ready yet at B); None when the samples cannot tell (a rebalance between two of them).
 
     * every alert fired at or after its due_at;
     * a repeat carries the same alert_id and content as its first copy (apart from fired_at and
@@ -617,9 +622,19 @@ def check_faults(
       priority, due_at);
     * nothing lost: a predicted alert missing live must have been stood for by a catch-up: the
       first alert of its clock (case and type) fired at or after its due_at has catch_up set;
-    * no storm: for each fault, per clock, of the alerts fired after the fault, at most one is
-      for what was already due at the first of them (F); when a breach fell due between the
-      fault and F, that one alert is the most recent such breach.
+    * no storm: for each fault, per clock, of the alerts fired after the takeover (from A), at
+      most one is for what was already due before it (by B); when a breach fell due between
+      the fault and B (and was not fired before A) and one is, it is the most recent such
+      breach. Everything due by B was
+      past due when the worker rebuilt or learned the case, so catch-up folds it into one
+      alert. What fell due after B may come out point by point (a timer behind its backlog
+      emits each as itself, semantics 3.7, even once a backlog delays it past the next
+      deadline), and what the previous owner fired before it let go is none of the takeover's
+      doing. Without `takeover`, A is the fault and B the first alert after it (F): good
+      enough for one fault, a short backlog and a worker that stops serving at once (a kill),
+      but with several faults F can lie far beyond the fault checked, behind a long backlog a
+      lone warning fired after its breach fell due reads as a storm, and so does a warning
+      the previous owner fired before a rebalance, followed by the breach after it.
     """
     upto = cutoff_us - MARGIN_US
     live_c = [a for a in live if due(a) <= upto]
@@ -684,20 +699,35 @@ def check_faults(
     for a in exp_c:
         if a["stage"] == "breach":
             exp_breaches.setdefault((a["case_id"], a["type"]), []).append(a)
-    for fault_us in faults_us:
+    for i, fault_us in enumerate(faults_us):
         fault_s = (fault_us - t0_us) / US
         for (case_id, type_), clock in sorted(by_clock.items()):
             post = [a for a in clock if fired(a) >= fault_us]
             if not post:
                 continue
-            f = fired(post[0])
-            label = f"{case_id} {type_} (fault at {fault_s:.2f}s, F at {(f - t0_us) / US:.2f}s)"
-            caught = {a["alert_id"] for a in post if due(a) <= f}
+            if takeover is None:
+                a_us, b_us = fault_us, fired(post[0])
+            else:
+                bounds = takeover(i, case_id)
+                if bounds is None:
+                    continue
+                a_us, b_us = bounds
+                post = [a for a in post if fired(a) >= a_us]
+            label = (
+                f"{case_id} {type_} (fault at {fault_s:.2f}s, taken over after "
+                f"{(b_us - t0_us) / US:.2f}s, fired from {(a_us - t0_us) / US:.2f}s)"
+            )
+            caught = {a["alert_id"] for a in post if due(a) <= b_us}
             assert len(caught) <= 1, (
                 f"{label}: alert storm:\n{describe(post, t0_us)}{where(case_id)}"
             )
-            breaches = [a for a in exp_breaches.get((case_id, type_), []) if fault_us < due(a) <= f]
-            if breaches:
+            fired_before = {a["alert_id"] for a in clock if fired(a) < a_us}  # previous owner
+            breaches = [
+                a
+                for a in exp_breaches.get((case_id, type_), [])
+                if fault_us < due(a) <= b_us and a["alert_id"] not in fired_before
+            ]
+            if breaches and caught:  # (none caught: the catch-up is for a breach due after B)
                 latest = max(breaches, key=due)
                 assert caught == {latest["alert_id"]}, (
                     f"{label}: catch-up is not the latest breach {latest}{where(case_id)}"

@@ -389,6 +389,7 @@ class CaseClock:
                 )
 
     async def _on_batch(self, events: Sequence[Any]) -> None:
+        self._note_arrival(events)
         inputs: list[Inbound] = []
         ticks: dict[int, list[tuple[str, int]]] = {}
         tick_origin: dict[int, Origin] = {}
@@ -414,6 +415,29 @@ class CaseClock:
             await self.svc.on_inputs(inputs)
         for p, entries in ticks.items():
             await self.svc.on_due(p, entries, tick_origin[p])
+
+    def _note_arrival(self, events: Sequence[Any]) -> None:
+        """After a broker outage (no rebalance needed: the group may survive it), serve every
+        partition again as after a takeover: its timers wait until its input backlog is read
+        (the facts producers held during the outage), and what fell due meanwhile catches up.
+        The ticks of this batch spent the outage in the producer: they are dropped, and the
+        timer dispatches their cases again (their entries were re-armed)."""
+        now = wall_us()
+        last = self.svc.last_batch
+        sent = [
+            round(e.message.timestamp * US)
+            for e in events
+            if e.message.topic == self.cfg.tick_topic and e.message.timestamp
+        ]
+        if self.svc.batch_arrived(now, sent):
+            log.warning(
+                "caseclock: nothing arrived from the broker for %.1f s while ticks were out; "
+                "partitions %s are served again once their input is read, and catch up",
+                (now - (last or now)) / US,
+                sorted(self._served | set(self._catch_up)),
+            )
+            self._served.clear()
+            self._catch_up.clear()
 
     # --- the timer -----------------------------------------------------------------------------
 

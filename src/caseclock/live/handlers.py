@@ -129,6 +129,8 @@ class CaseService:
         the index was rebuilt (the timer may dispatch before Faust resumes the streams, so the
         dispatch time is too early). What fell due before then catches up."""
         self.retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
+        self.last_batch: int | None = None
+        """When the latest batch from the broker arrived (see `batch_arrived`)."""
         self.timer_target: int | None = None
         """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
         self.wake: Callable[[], None] = lambda: None
@@ -288,6 +290,24 @@ class CaseService:
                     self.metrics.acknowledgement(prio, tta[1])
 
     # --- timers ----------------------------------------------------------------------------
+
+    def batch_arrived(self, now: int, ticks_sent: Iterable[int] = ()) -> bool:
+        """Note that a batch came from the broker, with ticks this worker (or the partition's
+        previous owner) sent at `ticks_sent`; returns whether the worker had been cut off.
+
+        Cut off means a tick of the batch was out for at least the lost-tick retry delay with
+        nothing at all arriving meanwhile: a broker outage (or a worker that could not
+        consume), not a backlog, since a backlog keeps batches coming. Such a tick was held
+        by the producer while the partitions went unserved, so it is no timer that fell
+        behind: what fell due meanwhile catches up, as after a takeover (section 3.7). Every
+        partition's catch-up boundary is stamped again by its next batch of due cases; the
+        adapter holds their timers until their input is read again, as after a takeover."""
+        last, self.last_batch = self.last_batch, now
+        oldest = min(ticks_sent, default=None)
+        if last is None or oldest is None or now - max(oldest, last) < self.retry_us:
+            return False  # (a first batch: every partition is newly served anyway)
+        self.rebuilt_at.clear()
+        return True
 
     def due(self, now: int, owned: Iterable[int]) -> list[tuple[int, list[tuple[str, int]]]]:
         """Pop what is due in the owned partitions: [(partition, [(case_id, due), ...])].

@@ -50,6 +50,7 @@ from tests.integration.harness import (
     iso,
     load_test_policy,
     now_us,
+    partition_of,
     percentile,
     read_alerts,
     run,
@@ -577,6 +578,27 @@ class Coverage:
                 total += b.at_us - a.at_us
         return round(total / US, 3)
 
+    def takeover(self, partition: int, start_us: int, end_us: int) -> tuple[int, int] | None:
+        """Bounds (A, B) of when `partition` was taken over after a change at `start_us` that
+        had settled by `end_us`, from its first stretch of samples without exactly one ready
+        owner: the previous owner had stopped serving it by A, the sample after the first of
+        the stretch (the first one's probes found no ready owner); the next owner began after
+        B, the last of the stretch (its probe found that owner not ready). None when no sample
+        found the partition unserved (a rebalance between two samples)."""
+        with self._lock:
+            window = [s for s in self.samples if start_us <= s.at_us <= end_us]
+        first = last = None
+        for k, s in enumerate(window):
+            owners = sum(1 for parts in s.owned.values() if parts and partition in parts)
+            if owners != 1:
+                first = k if first is None else first
+                last = k
+            elif first is not None:
+                break
+        if first is None or last is None or first + 1 >= len(window):
+            return None
+        return window[first + 1].at_us, window[last].at_us
+
     def longest_gaps(self) -> dict[int, float]:
         """Per partition, the longest stretch (seconds) without a ready owner."""
         with self._lock:
@@ -636,6 +658,13 @@ class Membership:
 
     def stalls(self) -> int:
         return sum(w.restarts for w in self.by_name.values())
+
+    def takeover(self, i: int, case_id: str) -> tuple[int, int] | None:
+        """For check_faults: bounds of the i-th change's takeover of the case's partition
+        (Coverage.takeover)."""
+        change = self.changes[i]
+        p = partition_of(case_id.encode(), self.coverage.partitions)
+        return self.coverage.takeover(p, change.at_us, change.settled_us)
 
     def apply(self, kind: str, name: str, settle_timeout: float = 240.0) -> Change:
         w = self.by_name[name]
@@ -706,10 +735,12 @@ def compare_with_replay(
     faults_us: Sequence[int] = (),
     outages: Sequence[tuple[int, int]] = (),
     logs: Iterable[Path] = (),
+    takeover: Callable[[int, str], tuple[int, int] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], OutageReport]:
     """The live alerts against replay of the exact bytes `sent` (harness.check_faults, with
-    what was sent for a failing case), and none due after its case was resolved; records
-    alert_figures and the resolutions. Returns replay's alerts and the report."""
+    what was sent for a failing case, and `takeover` for its no-storm check), and none due
+    after its case was resolved; records alert_figures and the resolutions. Returns replay's
+    alerts and the report."""
     expected = expected_for(dep, sent, cutoff_us)
     report = check_faults(
         live,
@@ -719,6 +750,7 @@ def compare_with_replay(
         cutoff_us=cutoff_us,
         context="worker logs: " + ", ".join(map(str, logs)),
         explain=history(sent, t0_us),
+        takeover=takeover,
     )
     figures.update(**alert_figures(live, expected, report, cutoff_us=cutoff_us, outages=outages))
     resolved = resolutions(dep, sent)

@@ -46,9 +46,11 @@ TAIL_S = 4.0
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known failure, issue 7 open: on the batched worker (607a69b and later) after three "
-    "kills under load an ack clock's warning and breach both came out after the takeover (the "
-    "'no storm' check) in the fresh-clone run of 198083d; not yet diagnosed",
+    reason="intermittent, issue 7 open: after the second kill the restarted worker applied "
+    "its input but its group's committed offsets of some input partitions stayed put for "
+    "minutes (in 4 of 6 runs: the backlog committed 115-206 s after that kill in 3, not "
+    "within the 240 s the scenario waits in 1); a Faust commit stall, not diagnosed. The "
+    "alert checks passed in every run that reached them",
 )
 def test_kill_under_load(
     kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, figures: Figures
@@ -96,6 +98,7 @@ def test_kill_under_load(
         faults_us=[start for start, _ in outages],
         outages=outages,
         logs=[worker.log_path],
+        takeover=members.takeover,
     )
     # The scenario did what it is for: alerts fell due in every outage, and came out.
     for start, end in outages:

@@ -23,8 +23,6 @@ import itertools
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.integration.faults.support import (
     FAULT_POLICY,
     Coverage,
@@ -62,13 +60,6 @@ PLAN = (
 CHANGES = scaled(len(PLAN))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known failure, issue 7 open: on the batched worker (607a69b and later) an ack "
-    "clock's warning and breach both came out after a takeover (the 'no storm' check) in the "
-    "fresh-clone run of 198083d; 12 changes, 0 stalls, every partition served again within "
-    "14.3 s; not yet diagnosed",
-)
 def test_membership_churn(
     kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, figures: Figures
 ) -> None:
@@ -129,5 +120,6 @@ def test_membership_churn(
         faults_us=[c.at_us for c in changes],
         outages=[(fw.start_us, fw.end_us)],
         logs=[w.log_path for w in workers],
+        takeover=members.takeover,
     )
     print(f"\nmembership churn: {figures.values}")

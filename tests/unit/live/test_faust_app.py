@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import orjson
 
 from caseclock.core.policy import load_policy
@@ -55,3 +58,22 @@ def test_tick_messages_of_this_and_the_previous_version_are_read() -> None:
     assert _tick_entries(b"C", orjson.dumps({"due": 9})) == [("C", 9)]  # before batching
     assert _tick_entries(None, b"not json") == []
     assert _tick_entries(None, orjson.dumps({"due": 9})) == []  # old shape needs its key
+
+
+def test_ticks_held_through_a_broker_outage_make_every_partition_wait_for_its_input() -> None:
+    """A batch whose ticks were out for the lost-tick retry delay with nothing arriving (a
+    broker outage the group survived): every partition is served again as after a takeover,
+    and the batch's ticks are not evaluated."""
+    cc = CaseClock(Config.from_env({}), load_policy())
+    now = time.time_ns() // 1000
+    cc.svc.last_batch = now - 60 * 10**6
+    cc._served = {0, 1}
+    tick = SimpleNamespace(
+        message=SimpleNamespace(topic=cc.cfg.tick_topic, timestamp=(now - 59 * 10**6) / 1e6)
+    )
+    cc._note_arrival([tick])
+    assert cc._served == set()
+
+    cc._served = {0, 1}  # the next batch comes right after: nothing to catch up
+    cc._note_arrival([tick])
+    assert cc._served == {0, 1}

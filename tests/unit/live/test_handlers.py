@@ -252,3 +252,48 @@ async def test_a_failed_evaluation_leaves_the_gauges_as_they_were() -> None:
     for p, entries in svc.due(clock.now, [0]):
         await svc.on_due(p, entries, TICK)
     assert sample(svc, "caseclock_open_cases", labels) == 1
+
+
+async def test_a_tick_held_through_a_broker_outage_catches_up() -> None:
+    """The broker goes down as the ack warning (45 min) falls due: its tick waits in the
+    producer, nothing arrives, the group survives (no rebalance, no rebuild). When the broker
+    is back the breach (1 h) is past due too: the outage is downtime, not a timer that fell
+    behind, so only the breach goes out, as catch-up (not the warning and then the breach)."""
+    svc, _, box, clock = service(to_us(T0))
+    svc.batch_arrived(clock.now)
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)  # the elevation: the partition is being served
+    clock.now = to_us(T0) + round(0.75 * H)
+    [(_, held)] = svc.due(clock.now, [0])  # the warning's tick, held by the producer...
+    sent = clock.now
+    clock.now += 20 * 60 * S  # ...for a 20-minute outage
+    assert svc.batch_arrived(clock.now, [sent])
+    # The adapter drops the held ticks and serves the partition again once its input is read:
+    # the timer dispatches the case again (it was re-armed), still for the warning's deadline.
+    [(p, again)] = svc.due(clock.now, [0])
+    assert again == held
+    await svc.on_due(p, again, TICK)
+    assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
+
+
+async def test_a_tick_delayed_behind_a_backlog_is_no_outage() -> None:
+    """The same tick delayed as long behind a backlog (batches keep arriving) is a timer that
+    fell behind: the warning goes out as itself, then the breach."""
+    svc, _, box, clock = service(to_us(T0))
+    svc.batch_arrived(clock.now)
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    clock.now = to_us(T0) + round(0.75 * H)
+    [(p, held)] = svc.due(clock.now, [0])
+    sent = clock.now
+    for _ in range(20 * 60):  # a batch a second for 20 minutes
+        clock.now += S
+        assert not svc.batch_arrived(clock.now)
+    assert not svc.batch_arrived(clock.now, [sent])
+    await svc.on_due(p, held, TICK)
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    acks = box.records("ack-due")
+    assert [(a["stage"], a["catch_up"]) for a in acks] == [("warning", False), ("breach", False)]
