@@ -99,6 +99,13 @@ SETTINGS: tuple[Setting, ...] = (
         "restarted (status 75); a long recovery that progresses is left alone.",
     ),
     Setting(
+        "CASECLOCK_COMMIT_STALL_TIMEOUT",
+        "60",
+        "Seconds an input partition's committed offset may stay put while later messages of it "
+        "are processed (a hole in Faust's acknowledged offsets) before the worker exits to be "
+        "restarted (status 75) and re-reads from the committed offset.",
+    ),
+    Setting(
         "CASECLOCK_RECOVERY_DELAY",
         "3",
         "Seconds to wait after a rebalance before recovering tables, so that quick successive "
@@ -158,6 +165,7 @@ class Config:
     max_message_bytes: int
     session_timeout: float
     recovery_timeout: float
+    commit_stall_timeout: float
     recovery_delay: float
     group_instance_id: str
     max_state_bytes: int
@@ -238,6 +246,7 @@ class Config:
             max_message_bytes=number("CASECLOCK_MAX_MESSAGE_BYTES", int, 256),
             session_timeout=number("CASECLOCK_SESSION_TIMEOUT", float, 6),
             recovery_timeout=number("CASECLOCK_RECOVERY_TIMEOUT", float, 5),
+            commit_stall_timeout=number("CASECLOCK_COMMIT_STALL_TIMEOUT", float, 5),
             recovery_delay=number("CASECLOCK_RECOVERY_DELAY", float, 0),
             group_instance_id=get("CASECLOCK_GROUP_INSTANCE_ID"),
             max_state_bytes=number("CASECLOCK_MAX_STATE_BYTES", int, 1024),

@@ -43,7 +43,7 @@ from caseclock.live.config import Config
 from caseclock.live.handlers import CaseService
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
-from caseclock.live.watchdog import StallWatch
+from caseclock.live.watchdog import CommitWatch, StallWatch
 
 log = logging.getLogger("caseclock")
 
@@ -68,7 +68,8 @@ dirty ratio keep it near one record per case, so a cold recovery reads cases, no
 Tombstones (purged cases) stay a day for workers that are behind. (An existing topic keeps its
 settings: change them with kafka-configs, see docs/operations.md.)"""
 RECOVERY_STUCK_EXIT = 75
-"""Exit status when recovery made no progress for its timeout (EX_TEMPFAIL: restart me)."""
+"""Exit status when the worker cannot make progress by itself: a recovery without progress, or
+commits held by a hole, for their timeouts (EX_TEMPFAIL: restart me)."""
 CATCH_UP_HOLD_S = 30.0
 """Longest a newly served partition's timers wait for its input backlog to be read."""
 SUMMARY_EVERY_S = 60.0
@@ -132,7 +133,9 @@ class CaseClock:
         )
         self.ready = False
         self.watch = StallWatch(cfg.recovery_timeout)
+        self.commits = CommitWatch(cfg.commit_stall_timeout)
         self.watch.begin(wall_us())
+        self.commits.reset()
         self._revoked_mono = 0.0
         """time.monotonic() of the latest revocation: a recovery that began before it is stale."""
         self._rebuilt = 0
@@ -253,6 +256,7 @@ class CaseClock:
         gauges from this worker would double-count with the worker that takes them."""
         self.ready = False
         self.watch.begin(wall_us())
+        self.commits.reset()
         self._revoked_mono = time.monotonic()
         self.metrics.set_recovery_complete(False)
         self.svc.forget_partitions()
@@ -302,13 +306,14 @@ class CaseClock:
         recovery that progresses is left alone, and so is a worker waiting for a broker that
         does not answer (a restart would not help it).
         """
-        every = min(5.0, self.cfg.recovery_timeout / 4)
+        every = min(5.0, self.cfg.recovery_timeout / 4, self.cfg.commit_stall_timeout / 4)
         while True:
             await asyncio.sleep(every)
             now = wall_us()
             self.watch.observe(now, self._recovery_marker())
             stuck = self.watch.stuck_for(now)
             if stuck is None:
+                self._check_commits(now)
                 continue
             if not await self._broker_answers():
                 self.watch.observe(now, ("broker down", now))  # waiting on Kafka is no stall
@@ -322,6 +327,44 @@ class CaseClock:
             )
             logging.shutdown()
             os._exit(RECOVERY_STUCK_EXIT)
+
+    def _commit_positions(self) -> dict[object, tuple[int | None, int | None]]:
+        """Per partition: Faust's committed offset and its lowest acknowledged offset not yet
+        committed (Faust keeps both privately; absent attributes read as nothing pending)."""
+        consumer = self.app.consumer
+        committed = getattr(consumer, "_committed_offset", {})
+        acked = getattr(consumer, "_acked", {})
+        return {
+            tp: (committed.get(tp), min(offsets) if offsets else None)
+            for tp, offsets in list(acked.items())
+        }
+
+    def _check_commits(self, now: int) -> None:
+        """Exit (status 75) when a hole in the acknowledged offsets has held a partition's
+        commit for CASECLOCK_COMMIT_STALL_TIMEOUT: the messages in it were never applied, and a
+        fresh process re-reads them from the committed offset (faust-streaming#596)."""
+        if self.watch.recovering:
+            self.commits.reset()
+            return
+        self.commits.observe(now, self._commit_positions())
+        stalled = self.commits.stalled(now)
+        if not stalled:
+            return
+        log.error(
+            "caseclock: committed offsets of %s have not moved for %.0f s while later messages "
+            "were processed (CASECLOCK_COMMIT_STALL_TIMEOUT=%s; a hole in Faust's acknowledged "
+            "offsets, faust-streaming#596); exiting so that the worker is restarted and "
+            "re-reads them",
+            ", ".join(
+                sorted(
+                    f"{getattr(tp, 'topic', tp)}[{getattr(tp, 'partition', '?')}]" for tp in stalled
+                )
+            ),
+            max(stalled.values()),
+            self.cfg.commit_stall_timeout,
+        )
+        logging.shutdown()
+        os._exit(RECOVERY_STUCK_EXIT)
 
     def _stale_recovery(self, rebalances: int) -> bool:
         """Whether the recovery whose callback runs now is not the current one: it began before
