@@ -35,28 +35,20 @@ from caseclock.contracts.inbound import Rejected, decode_event
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import to_us
 from caseclock.replay import Replayer
-from tests.integration.harness import (
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import (
     MARGIN_US,
-    US,
-    Deployment,
-    OutageReport,
-    Sent,
-    WorkerProcess,
-    check_faults,
     describe,
     due,
     expected_alerts,
     fired,
-    iso,
     load_test_policy,
-    now_us,
-    partition_of,
     percentile,
-    read_alerts,
-    run,
-    sleep_until,
-    topic_partitions,
 )
+from tests.integration.fault_checks import OutageReport, check_faults
+from tests.integration.kafka_io import read_alerts, topic_partitions
+from tests.integration.scripts import Sent, partition_of
+from tests.integration.times import US, iso, now_us, sleep_until
 
 SCALE_ENV = "CASECLOCK_FAULT_SCALE"
 REPORT_ENV = "CASECLOCK_FAULT_REPORT"
@@ -148,7 +140,7 @@ class LoadGenerator(AsyncThread):
     (P1, P2, P3), and for open cases neutral notes, communications (public support notes,
     ETAs, workarounds), priority changes, resolutions and exact resends (duplicates). Each
     message is a JSON event whose occurred_at is the wall time it was made; one idempotent
-    producer sends them in that order and each is recorded (``harness.Sent``) once the broker
+    producer sends them in that order and each is recorded (``scripts.Sent``) once the broker
     acknowledged it. `extra` messages (as given: bad ones, for instance) are interleaved at
     `extra_rate` per second.
 
@@ -697,7 +689,7 @@ class Membership:
 
 
 def expected_for(dep: Deployment, sent: Iterable[Sent], horizon_us: int) -> list[dict[str, Any]]:
-    """harness.expected_alerts over messages from several producers, in the order made."""
+    """expectations.expected_alerts over messages from several producers, in the order made."""
     return expected_alerts(dep, sorted(sent, key=lambda s: s.at_us), horizon_us)
 
 
@@ -737,7 +729,7 @@ def compare_with_replay(
     logs: Iterable[Path] = (),
     takeover: Callable[[int, str], tuple[int, int] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], OutageReport]:
-    """The live alerts against replay of the exact bytes `sent` (harness.check_faults, with
+    """The live alerts against replay of the exact bytes `sent` (fault_checks.check_faults, with
     what was sent for a failing case, and `takeover` for its no-storm check), and none due
     after its case was resolved; records alert_figures and the resolutions. Returns replay's
     alerts and the report."""

@@ -28,6 +28,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import fired, percentile
 from tests.integration.faults.support import (
     FAULT_POLICY,
     AsyncThread,
@@ -41,21 +43,10 @@ from tests.integration.faults.support import (
     staged_fault,
     wait_committed,
 )
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Sent,
-    WorkerProcess,
-    fired,
-    iso,
-    metric_samples,
-    now_us,
-    partition_of,
-    percentile,
-    read_alerts,
-    run,
-    sleep_until,
-)
+from tests.integration.kafka_io import read_alerts
+from tests.integration.metrics_text import metric_samples
+from tests.integration.scripts import Sent, partition_of
+from tests.integration.times import US, iso, now_us, sleep_until
 
 BIG_EVENTS = scaled(20_000)
 ROW_BOUND = 16 * 1024
