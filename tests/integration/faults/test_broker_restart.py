@@ -26,15 +26,10 @@ import pytest
 
 from tests.integration.deployment import Deployment, WorkerProcess
 from tests.integration.expectations import describe, due, fired
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    Coverage,
-    Figures,
-    LoadGenerator,
-    compare_with_replay,
-    elapsed_s,
-    staged_fault,
-)
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, elapsed_s
+from tests.integration.faults.load import FAULT_POLICY, LoadGenerator, staged_fault
+from tests.integration.faults.membership import Coverage
 from tests.integration.times import now_us
 from tests.kafka_broker import local_broker
 

@@ -24,16 +24,10 @@ import time
 from pathlib import Path
 
 from tests.integration.deployment import Deployment, WorkerProcess
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    Coverage,
-    Figures,
-    LoadGenerator,
-    Membership,
-    compare_with_replay,
-    scaled,
-    staged_fault,
-)
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, scaled
+from tests.integration.faults.load import FAULT_POLICY, LoadGenerator, staged_fault
+from tests.integration.faults.membership import Coverage, Membership
 from tests.integration.times import now_us
 
 PARTITIONS = 6
