@@ -185,21 +185,24 @@ class WorkerProcess:
         except urllib.error.HTTPError as e:
             return int(e.code), bytes(e.read())
 
-    def ready(self) -> bool:
+    def readyz(self, timeout: float = 2.0) -> dict[str, Any] | None:
+        """The worker's /readyz document when it answers 200 with one, else None (down, not
+        listening yet, or answering an error). Supervises first, as every probe does."""
         self.supervise()
         try:
-            status, body = self.get("/readyz")
-        except OSError:
-            return False
-        return status == 200 and bool(orjson.loads(body).get("ready"))
+            status, body = self.get("/readyz", timeout=timeout)
+            doc = orjson.loads(body)
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return doc if status == 200 and isinstance(doc, dict) else None
+
+    def ready(self) -> bool:
+        doc = self.readyz()
+        return doc is not None and bool(doc.get("ready"))
 
     def partitions(self) -> list[int]:
-        self.supervise()
-        try:
-            status, body = self.get("/readyz")
-        except OSError:
-            return []
-        return list(orjson.loads(body).get("partitions", [])) if status == 200 else []
+        doc = self.readyz()
+        return list(doc.get("partitions", [])) if doc is not None else []
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from tests.integration.deployment import WorkerProcess
 from tests.integration.faults.figures import elapsed_s
 from tests.integration.scripts import partition_of
@@ -62,12 +60,10 @@ class Coverage:
         w.supervise()
         if not w.alive():
             return None
-        try:
-            status, body = w.get("/readyz", timeout=1.0)
-            doc = orjson.loads(body)
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        return frozenset(doc.get("partitions", ())) if status == 200 and doc.get("ready") else None
+        doc = w.readyz(timeout=1.0)
+        return (
+            frozenset(doc.get("partitions", ())) if doc is not None and doc.get("ready") else None
+        )
 
     def _main(self) -> None:
         while not self._stop.is_set():
