@@ -7,7 +7,7 @@
 Runs pytest on tests/integration/faults with CASECLOCK_FAULT_REPORT pointing at a fresh
 bench/results/faults-latest.json, into which every scenario writes its figures (alerts
 expected and delivered, repeats, catch-ups, lateness, time to serve again, watchdog restarts;
-see tests/integration/faults/support.py), passed or failed. Then adds, under "run": the
+see tests/integration/faults/figures.py), passed or failed. Then adds, under "run": the
 command, start time, commit, Python, the machine (bench/common.py's description), the
 Kafka version, pytest's exit status and the wall time; and copies the file to
 faults-<UTC date>.json. The exit status is pytest's.

@@ -32,19 +32,20 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 # The names imported `as` themselves are re-exported: live_bench.py imports the harness through
 # this module, after the path set-up above.
-from tests.integration.harness import INPUT_TOPICS as INPUT_TOPICS  # noqa: E402
-from tests.integration.harness import US as US  # noqa: E402
-from tests.integration.harness import Deployment, metric_samples  # noqa: E402
-from tests.integration.harness import Sent as Sent  # noqa: E402
-from tests.integration.harness import WorkerProcess as WorkerProcess  # noqa: E402
-from tests.integration.harness import create_topics as create_topics  # noqa: E402
-from tests.integration.harness import due as due  # noqa: E402
-from tests.integration.harness import expected_alerts as expected_alerts  # noqa: E402
-from tests.integration.harness import fired as fired  # noqa: E402
-from tests.integration.harness import iso as iso  # noqa: E402
-from tests.integration.harness import now_us as now_us  # noqa: E402
-from tests.integration.harness import percentile as percentile  # noqa: E402
-from tests.integration.harness import read_all as read_all  # noqa: E402
+from tests.integration.deployment import INPUT_TOPICS as INPUT_TOPICS  # noqa: E402
+from tests.integration.deployment import Deployment  # noqa: E402
+from tests.integration.deployment import WorkerProcess as WorkerProcess  # noqa: E402
+from tests.integration.expectations import due as due  # noqa: E402
+from tests.integration.expectations import expected_alerts as expected_alerts  # noqa: E402
+from tests.integration.expectations import fired as fired  # noqa: E402
+from tests.integration.expectations import percentile as percentile  # noqa: E402
+from tests.integration.kafka_io import create_topics as create_topics  # noqa: E402
+from tests.integration.kafka_io import read_all as read_all  # noqa: E402
+from tests.integration.metrics_text import metric_samples  # noqa: E402
+from tests.integration.scripts import Sent as Sent  # noqa: E402
+from tests.integration.times import US as US  # noqa: E402
+from tests.integration.times import iso as iso  # noqa: E402
+from tests.integration.times import now_us as now_us  # noqa: E402
 from tests.kafka_broker import LOCAL_KAFKA, local_broker, wait_for_broker  # noqa: E402
 
 from caseclock.live.config import SETTINGS_BY_ENV  # noqa: E402

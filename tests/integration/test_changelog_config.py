@@ -8,7 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from caseclock.live.faust_app import CHANGELOG_CONFIG
-from tests.integration.harness import Deployment, WorkerProcess, run
+from tests.integration.deployment import Deployment, WorkerProcess, run
 
 
 async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:

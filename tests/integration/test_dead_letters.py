@@ -19,26 +19,12 @@ import orjson
 
 from caseclock.contracts.deadletter import DeadLetter
 from caseclock.contracts.inbound import REJECT_REASONS
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Script,
-    Sent,
-    WorkerProcess,
-    alert_key,
-    describe,
-    due,
-    expected_alerts,
-    iso,
-    keys_on_partitions,
-    metric_samples,
-    now_us,
-    play,
-    read_alerts,
-    read_all,
-    run,
-    wait_until,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import alert_key, describe, due, expected_alerts
+from tests.integration.kafka_io import read_alerts, read_all
+from tests.integration.metrics_text import metric_samples
+from tests.integration.scripts import Script, Sent, keys_on_partitions, play
+from tests.integration.times import US, iso, now_us, wait_until
 
 MAX_BYTES = 4096
 

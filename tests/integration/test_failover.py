@@ -12,27 +12,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Script,
-    WorkerProcess,
-    check_outage,
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import (
     describe,
     due,
     expected_alerts,
     fired,
-    iso,
-    keys_on_partitions,
     lateness_s,
-    now_us,
     percentile,
-    play,
-    read_alerts,
-    run,
-    sleep_until,
-    wait_until,
 )
+from tests.integration.fault_checks import check_outage
+from tests.integration.kafka_io import read_alerts
+from tests.integration.scripts import Script, keys_on_partitions, play
+from tests.integration.times import US, iso, now_us, sleep_until, wait_until
 
 KILL_AT_S = 4.0
 RUN_AFTER_TAKEOVER_S = 7.0

@@ -8,13 +8,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.harness import (
-    Deployment,
-    WorkerProcess,
-    event_message,
-    produce,
-    run,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.kafka_io import event_message, produce
 
 
 def scrape(w: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -31,26 +31,20 @@ from pathlib import Path
 import pytest
 
 from caseclock.live.config import TABLE_STORES
-from tests.integration.harness import (
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import (
     MARGIN_US,
-    US,
-    Deployment,
-    Script,
-    WorkerProcess,
     alert_key,
     describe,
     due,
     expected_alerts,
     fired,
-    iso,
     lateness_s,
-    now_us,
     percentile,
-    play,
-    read_alerts,
-    run,
-    sleep_until,
 )
+from tests.integration.kafka_io import read_alerts
+from tests.integration.scripts import Script, play
+from tests.integration.times import US, iso, now_us, sleep_until
 
 CUTOFF_S = 16.0
 

@@ -53,7 +53,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from caseclock.cli.simulator import BackdatedDesk, Message, play
 from tests.dashboard_queries import metric_names, panel_queries, recorded_names, rule_exprs
-from tests.integration.harness import Deployment, WorkerProcess, free_port
+from tests.integration.deployment import Deployment, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "caseclock.json"

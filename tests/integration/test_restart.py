@@ -27,25 +27,19 @@ from pathlib import Path
 import pytest
 
 from caseclock.live.config import TABLE_STORES
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Script,
-    WorkerProcess,
-    check_outage,
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import (
     describe,
     due,
     expected_alerts,
     fired,
-    iso,
     lateness_s,
-    now_us,
     percentile,
-    play,
-    read_alerts,
-    run,
-    sleep_until,
 )
+from tests.integration.fault_checks import check_outage
+from tests.integration.kafka_io import read_alerts
+from tests.integration.scripts import Script, play
+from tests.integration.times import US, iso, now_us, sleep_until
 
 KILL_AT_S = 3.0
 RUN_AFTER_READY_S = 7.0

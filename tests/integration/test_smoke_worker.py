@@ -6,14 +6,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.integration.harness import (
-    Deployment,
-    WorkerProcess,
-    event_message,
-    produce,
-    read_alerts,
-    run,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.kafka_io import event_message, produce, read_alerts
 
 
 def test_worker_emits_elevation_and_ack_alerts(

@@ -14,25 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from caseclock.contracts.deadletter import DeadLetter
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Script,
-    WorkerProcess,
-    alert_key,
-    check_outage,
-    describe,
-    expected_alerts,
-    keys_on_partitions,
-    metric_samples,
-    now_us,
-    play,
-    read_alerts,
-    read_all,
-    run,
-    sleep_until,
-    wait_until,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import alert_key, describe, expected_alerts
+from tests.integration.fault_checks import check_outage
+from tests.integration.kafka_io import read_alerts, read_all
+from tests.integration.metrics_text import metric_samples
+from tests.integration.scripts import Script, keys_on_partitions, play
+from tests.integration.times import US, now_us, sleep_until, wait_until
 
 
 def test_a_state_over_the_bound_is_dead_lettered_and_the_worker_goes_on(

@@ -13,21 +13,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Script,
-    WorkerProcess,
-    check_outage,
-    expected_alerts,
-    keys_on_partitions,
-    now_us,
-    play,
-    read_alerts,
-    run,
-    sleep_until,
-    wait_until,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import expected_alerts
+from tests.integration.fault_checks import check_outage
+from tests.integration.kafka_io import read_alerts
+from tests.integration.scripts import Script, keys_on_partitions, play
+from tests.integration.times import US, now_us, sleep_until, wait_until
 
 
 def test_a_quick_restart_keeps_the_assignment(

@@ -18,16 +18,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from caseclock.cli.simulator import event_doc
-from tests.integration.harness import (
-    Deployment,
-    WorkerProcess,
-    event_message,
-    metric_samples,
-    produce,
-    read_alerts,
-    run,
-    wait_until,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.kafka_io import event_message, produce, read_alerts
+from tests.integration.metrics_text import metric_samples
+from tests.integration.times import wait_until
 
 
 async def committed(bootstrap: str, group: str, topics: set[str]) -> int:

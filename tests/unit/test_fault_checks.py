@@ -1,4 +1,4 @@
-"""The fault suite's no-storm check (tests/integration/harness.check_faults) on made-up alerts:
+"""The fault suite's no-storm check (tests/integration/fault_checks.check_faults) on made-up alerts:
 it must flag a real storm after a takeover and pass what semantics 3.7 allows."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import US, check_faults, iso
+from tests.integration.fault_checks import check_faults
+from tests.integration.times import US, iso
 
 T0 = 1_800_000_000 * US
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.faults.support import Figures, report_path
+from tests.integration.faults.figures import Figures, report_path
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 

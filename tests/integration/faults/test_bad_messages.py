@@ -41,32 +41,15 @@ from caseclock.contracts.inbound import (
     decode_event,
 )
 from caseclock.core.policy import Policy
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    Figures,
-    LoadGenerator,
-    Outgoing,
-    compare_with_replay,
-    elapsed_s,
-    run_checks,
-    scaled,
-    staged_fault,
-)
-from tests.integration.harness import (
-    INPUT_TOPICS,
-    US,
-    Deployment,
-    Sent,
-    WorkerProcess,
-    load_test_policy,
-    metric_samples,
-    now_us,
-    read_alerts,
-    read_all,
-    run,
-    sleep_until,
-    wait_until,
-)
+from tests.integration.deployment import INPUT_TOPICS, Deployment, WorkerProcess, run
+from tests.integration.expectations import load_test_policy
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, elapsed_s, run_checks, scaled
+from tests.integration.faults.load import FAULT_POLICY, LoadGenerator, Outgoing, staged_fault
+from tests.integration.kafka_io import read_alerts, read_all
+from tests.integration.metrics_text import metric_samples
+from tests.integration.scripts import Sent
+from tests.integration.times import US, now_us, sleep_until, wait_until
 
 BAD = scaled(10_000)
 BAD_RATE = 500.0

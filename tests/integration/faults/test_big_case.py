@@ -28,34 +28,16 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    AsyncThread,
-    Figures,
-    LoadGenerator,
-    _committed,
-    compare_with_replay,
-    elapsed_s,
-    run_checks,
-    scaled,
-    staged_fault,
-    wait_committed,
-)
-from tests.integration.harness import (
-    US,
-    Deployment,
-    Sent,
-    WorkerProcess,
-    fired,
-    iso,
-    metric_samples,
-    now_us,
-    partition_of,
-    percentile,
-    read_alerts,
-    run,
-    sleep_until,
-)
+from tests.integration.deployment import Deployment, WorkerProcess, run
+from tests.integration.expectations import fired, percentile
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, elapsed_s, run_checks, scaled
+from tests.integration.faults.load import FAULT_POLICY, AsyncThread, LoadGenerator, staged_fault
+from tests.integration.faults.offsets import _committed, wait_committed
+from tests.integration.kafka_io import read_alerts
+from tests.integration.metrics_text import metric_samples
+from tests.integration.scripts import Sent, partition_of
+from tests.integration.times import US, iso, now_us, sleep_until
 
 BIG_EVENTS = scaled(20_000)
 ROW_BOUND = 16 * 1024

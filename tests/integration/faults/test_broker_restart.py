@@ -13,7 +13,7 @@ The worker must get through by itself: never exit (a watchdog exit, status 75, w
 restarted as a supervisor does, and counted; any other exit fails the test), consume and commit
 again, and emit what fell due during the outage: one catch-up alert per clock that passed
 several points, the rest as such. Then the live alerts are checked against replay of the exact
-bytes sent (harness.check_faults), as in the other fault scenarios.
+bytes sent (fault_checks.check_faults), as in the other fault scenarios.
 """
 
 from __future__ import annotations
@@ -24,23 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    Coverage,
-    Figures,
-    LoadGenerator,
-    compare_with_replay,
-    elapsed_s,
-    staged_fault,
-)
-from tests.integration.harness import (
-    Deployment,
-    WorkerProcess,
-    describe,
-    due,
-    fired,
-    now_us,
-)
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.expectations import describe, due, fired
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, elapsed_s
+from tests.integration.faults.load import FAULT_POLICY, LoadGenerator, staged_fault
+from tests.integration.faults.membership import Coverage
+from tests.integration.times import now_us
 from tests.kafka_broker import local_broker
 
 FULL_S = 4.0

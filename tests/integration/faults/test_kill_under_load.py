@@ -10,7 +10,7 @@ serves every partition again and committed the backlog. Each outage lasts about 
 session timeout (8 s in the harness: the dead member holds its partitions until then), longer
 than the P1 update windows, so clocks need catch-up alerts.
 
-Then the live alerts are checked against replay of the exact bytes sent (harness.check_faults):
+Then the live alerts are checked against replay of the exact bytes sent (fault_checks.check_faults):
 nothing lost unless a catch-up stands for it, repeats only as identical copies, nothing
 spurious, nothing for resolved cases; and the worker is still up.
 """
@@ -22,22 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    Coverage,
-    Figures,
-    LoadGenerator,
-    Membership,
-    compare_with_replay,
-    scaled,
-    staged_fault,
-)
-from tests.integration.harness import (
-    Deployment,
-    WorkerProcess,
-    due,
-    now_us,
-)
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.expectations import due
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, scaled
+from tests.integration.faults.load import FAULT_POLICY, LoadGenerator, staged_fault
+from tests.integration.faults.membership import Coverage, Membership
+from tests.integration.times import now_us
 
 KILLS = scaled(3)
 FULL_S = 4.0

@@ -13,7 +13,7 @@ and counted as a stall.
 Figures per change: how long until the group settled, how long some partition had no ready
 owner, stalls; for the run: the longest time each partition went unserved. Asserted: the workers
 that should run do, and the live alerts against replay of the exact bytes sent
-(harness.check_faults): zero lost (unless a catch-up stands for it), repeats only as identical
+(fault_checks.check_faults): zero lost (unless a catch-up stands for it), repeats only as identical
 copies, nothing spurious.
 """
 
@@ -23,21 +23,12 @@ import itertools
 import time
 from pathlib import Path
 
-from tests.integration.faults.support import (
-    FAULT_POLICY,
-    Coverage,
-    Figures,
-    LoadGenerator,
-    Membership,
-    compare_with_replay,
-    scaled,
-    staged_fault,
-)
-from tests.integration.harness import (
-    Deployment,
-    WorkerProcess,
-    now_us,
-)
+from tests.integration.deployment import Deployment, WorkerProcess
+from tests.integration.faults.comparison import compare_with_replay
+from tests.integration.faults.figures import Figures, scaled
+from tests.integration.faults.load import FAULT_POLICY, LoadGenerator, staged_fault
+from tests.integration.faults.membership import Coverage, Membership
+from tests.integration.times import now_us
 
 PARTITIONS = 6
 SEED_S = 6.0
