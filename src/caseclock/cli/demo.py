@@ -37,7 +37,7 @@ async def produce(cfg: Config, every: float, cases: int | None, seed: int | None
     the package's simulator, `simulator.StoryDesk`), printing every event as it is sent."""
     from aiokafka import AIOKafkaProducer
 
-    from caseclock.cli.worker import kafka_security
+    from caseclock.live.config import kafka_security
 
     topic_of = _input_topic_map(cfg)
     desk = StoryDesk(lambda kind: topic_of[kind], every, cases, seed)
@@ -110,7 +110,7 @@ async def watch(cfg: Config, seconds: float | None = None) -> int:
     """Print alerts and dead letters as they arrive (from now on). Returns how many alerts."""
     from aiokafka import AIOKafkaConsumer
 
-    from caseclock.cli.worker import kafka_security
+    from caseclock.live.config import kafka_security
 
     topics = [*cfg.alert_topics.values(), cfg.dead_letter_topic]
     consumer = AIOKafkaConsumer(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from caseclock.core.policy import PolicyError, load_policy
-from caseclock.live.config import Config, ConfigError
+from caseclock.live.config import Config, ConfigError, kafka_security
 
 log = logging.getLogger("caseclock")
 
@@ -54,21 +54,6 @@ async def ensure_topics(cfg: Config) -> None:
             log.info("caseclock: created topics %s", ", ".join(missing))
     finally:
         await admin.close()
-
-
-def kafka_security(cfg: Config) -> dict[str, object]:
-    """aiokafka client arguments for the configured security protocol."""
-    out: dict[str, object] = {"security_protocol": cfg.security_protocol}
-    ctx = cfg.ssl_context()
-    if ctx is not None:
-        out["ssl_context"] = ctx
-    if cfg.security_protocol.startswith("SASL"):
-        out.update(
-            sasl_mechanism=cfg.sasl_mechanism,
-            sasl_plain_username=cfg.sasl_username,
-            sasl_plain_password=cfg.sasl_password,
-        )
-    return out
 
 
 def run_worker(env: Mapping[str, str] | None = None) -> int:

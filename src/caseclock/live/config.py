@@ -101,8 +101,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CASECLOCK_COMMIT_STALL_TIMEOUT",
         "60",
-        "Seconds an input partition's committed offset may stay put while later messages of it "
-        "are processed (a hole in Faust's acknowledged offsets) before the worker exits to be "
+        "Seconds an input partition's offset committed at the broker may stay put behind what "
+        "the worker has read (Faust's commit bookkeeping stuck) before the worker exits to be "
         "restarted (status 75) and re-reads from the committed offset.",
     ),
     Setting(
@@ -269,3 +269,18 @@ class Config:
         if self.ssl_certfile:
             ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile or None)
         return ctx
+
+
+def kafka_security(cfg: Config) -> dict[str, object]:
+    """aiokafka client arguments for the configured security protocol."""
+    out: dict[str, object] = {"security_protocol": cfg.security_protocol}
+    ctx = cfg.ssl_context()
+    if ctx is not None:
+        out["ssl_context"] = ctx
+    if cfg.security_protocol.startswith("SASL"):
+        out.update(
+            sasl_mechanism=cfg.sasl_mechanism,
+            sasl_plain_username=cfg.sasl_username,
+            sasl_plain_password=cfg.sasl_password,
+        )
+    return out

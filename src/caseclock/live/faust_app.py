@@ -39,7 +39,7 @@ from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
-from caseclock.live.config import Config
+from caseclock.live.config import Config, kafka_security
 from caseclock.live.handlers import CaseService
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
@@ -134,6 +134,8 @@ class CaseClock:
         self.ready = False
         self.watch = StallWatch(cfg.recovery_timeout)
         self.commits = CommitWatch(cfg.commit_stall_timeout)
+        self._admin: Any = None
+        """An admin client for the group's committed offsets (the commit watchdog)."""
         self.watch.begin(wall_us())
         self.commits.reset()
         self._revoked_mono = 0.0
@@ -313,7 +315,7 @@ class CaseClock:
             self.watch.observe(now, self._recovery_marker())
             stuck = self.watch.stuck_for(now)
             if stuck is None:
-                self._check_commits(now)
+                await self._check_commits(now)
                 continue
             if not await self._broker_answers():
                 self.watch.observe(now, ("broker down", now))  # waiting on Kafka is no stall
@@ -328,33 +330,48 @@ class CaseClock:
             logging.shutdown()
             os._exit(RECOVERY_STUCK_EXIT)
 
-    def _commit_positions(self) -> dict[object, tuple[int | None, int | None]]:
-        """Per partition: Faust's committed offset and its lowest acknowledged offset not yet
-        committed (Faust keeps both privately; absent attributes read as nothing pending)."""
-        consumer = self.app.consumer
-        committed = getattr(consumer, "_committed_offset", {})
-        acked = getattr(consumer, "_acked", {})
+    async def _commit_positions(self) -> dict[object, tuple[int | None, int | None]]:
+        """Per owned input partition: the offset the group committed at the broker (the next
+        one to read) and the highest offset this worker has read. Asked of the broker, not of
+        Faust's bookkeeping, because a stall is exactly where the two disagree."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        if self._admin is None:
+            self._admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.cfg.bootstrap_servers, **kafka_security(self.cfg)
+            )
+            await asyncio.wait_for(self._admin.start(), 10.0)
+        offsets = await asyncio.wait_for(
+            self._admin.list_consumer_group_offsets(self.app.conf.id), 10.0
+        )
+        committed = {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}
+        owned = self.owned_partitions()
         return {
-            tp: (committed.get(tp), min(offsets) if offsets else None)
-            for tp, offsets in list(acked.items())
+            tp: (c if (c := committed.get(tp)) is not None and c >= 0 else None, read)
+            for tp, read in list(self._read.items())
+            if tp[1] in owned
         }
 
-    def _check_commits(self, now: int) -> None:
-        """Exit (status 75) when a hole in the acknowledged offsets has held a partition's
-        commit for CASECLOCK_COMMIT_STALL_TIMEOUT: the messages in it were never applied, and a
-        fresh process re-reads them from the committed offset (faust-streaming#596)."""
-        if self.watch.recovering:
+    async def _check_commits(self, now: int) -> None:
+        """Exit (status 75) when a partition's committed offset has stayed put, behind what
+        this worker read, for CASECLOCK_COMMIT_STALL_TIMEOUT: a fresh process re-reads from the
+        committed offset what Faust may have dropped (faust-streaming#596)."""
+        if self.watch.recovering or self.app.rebalancing:
             self.commits.reset()
             return
-        self.commits.observe(now, self._commit_positions())
+        try:
+            positions = await self._commit_positions()
+        except Exception as exc:  # the broker will answer the next round
+            log.debug("caseclock: could not read the group's committed offsets: %s", exc)
+            return
+        self.commits.observe(now, positions)
         stalled = self.commits.stalled(now)
         if not stalled:
             return
         log.error(
             "caseclock: committed offsets of %s have not moved for %.0f s while later messages "
-            "were processed (CASECLOCK_COMMIT_STALL_TIMEOUT=%s; a hole in Faust's acknowledged "
-            "offsets, faust-streaming#596); exiting so that the worker is restarted and "
-            "re-reads them",
+            "were read (CASECLOCK_COMMIT_STALL_TIMEOUT=%s; Faust's commit bookkeeping is stuck, "
+            "faust-streaming#596); exiting so that the worker is restarted and re-reads them",
             ", ".join(
                 sorted(
                     f"{getattr(tp, 'topic', tp)}[{getattr(tp, 'partition', '?')}]" for tp in stalled

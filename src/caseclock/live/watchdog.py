@@ -65,42 +65,47 @@ class StallWatch:
 
 
 class CommitWatch:
-    """Tracks, per input partition, whether its committed offset is held back by a hole.
+    """Tracks, per input partition, whether the group's committed offset is held back.
 
-    Faust commits a partition only up to the first offset it has not seen acknowledged. A
-    known upstream race (faust-streaming#596: after a recovery the in-memory queues are cleared
-    while the fetcher already delivered messages behind the committed offset) leaves such a
-    hole for good: later messages are processed and acknowledged, the committed offset never
-    moves again, consumer lag grows, and the messages in the hole were never applied. Only a
-    re-read from the committed offset fills it, which a restart does (at-least-once: applying
-    a message again changes nothing). Observations are (committed offset, lowest acknowledged
-    offset not yet committed); a partition is stalled when the acknowledged ones start beyond
-    the committed offset and the committed offset has not moved for the whole timeout.
+    Faust commits a partition only up to the first offset it has seen acknowledged, and only
+    while it believes the commit is owed. Known upstream races (faust-streaming#596: after a
+    recovery the in-memory queues are cleared while messages behind the committed offset were
+    already fetched; others where the consumer's bookkeeping and the broker disagree) leave a
+    partition whose later messages are processed while the offset committed at the broker
+    never moves again: consumer lag grows, and a message in such a hole may never have been
+    applied. Only a re-read from the committed offset heals it, which a restart does
+    (at-least-once: applying a message again changes nothing).
+
+    Observations are (offset committed at the broker, i.e. the next one to read, or None;
+    highest offset this worker has read). A partition is held when it has read at or beyond
+    the committed offset; it is stalled when it stays held with the committed offset unmoved
+    for the whole timeout (a healthy worker commits every few seconds under load, and catches
+    the commit up to what it read once the load stops).
     """
 
     __slots__ = ("_since", "timeout_us")
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_us = round(timeout_s * US)
-        self._since: dict[object, tuple[int, int]] = {}
-        """partition -> (committed offset, when the hole in front of it was first seen)"""
+        self._since: dict[object, tuple[int | None, int]] = {}
+        """partition -> (committed offset, when it was first seen held at that offset)"""
 
     def observe(self, now: int, partitions: dict[object, tuple[int | None, int | None]]) -> None:
-        """Record each partition's (committed, lowest acknowledged pending) offsets."""
-        since: dict[object, tuple[int, int]] = {}
-        for tp, (committed, lowest_acked) in partitions.items():
-            if committed is None or lowest_acked is None or lowest_acked <= committed + 1:
-                continue  # nothing pending, or pending right behind the commit: no hole
+        """Record each partition's (committed, highest read) offsets."""
+        since: dict[object, tuple[int | None, int]] = {}
+        for tp, (committed, read) in partitions.items():
+            if read is None or (committed is not None and read < committed):
+                continue  # nothing read, or all of it committed: nothing held
             prev = self._since.get(tp)
             since[tp] = prev if prev is not None and prev[0] == committed else (committed, now)
         self._since = since
 
     def reset(self) -> None:
-        """A rebalance: Faust re-seeks every partition to its committed offset."""
+        """A rebalance: partitions move, and Faust re-seeks every one to its committed offset."""
         self._since = {}
 
     def stalled(self, now: int) -> dict[object, float]:
-        """Partitions whose hole has held their commit for longer than the timeout (seconds)."""
+        """Partitions held at one committed offset for longer than the timeout (seconds)."""
         return {
             tp: (now - at) / US for tp, (_, at) in self._since.items() if now - at > self.timeout_us
         }

@@ -7,8 +7,7 @@ import ssl
 import faust
 import pytest
 
-from caseclock.cli.worker import kafka_security
-from caseclock.live.config import SETTINGS, Config, ConfigError
+from caseclock.live.config import SETTINGS, Config, ConfigError, kafka_security
 
 
 def test_defaults_are_the_documented_ones() -> None:
