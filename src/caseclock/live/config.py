@@ -101,9 +101,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CASECLOCK_COMMIT_STALL_TIMEOUT",
         "60",
-        "Seconds an input partition's offset committed at the broker may stay put behind what "
-        "the worker has read (Faust's commit bookkeeping stuck) before the worker exits to be "
-        "restarted (status 75) and re-reads from the committed offset.",
+        "Seconds a message the worker read may stay uncommitted at the broker (Faust's commit "
+        "bookkeeping stuck behind a hole) before the worker exits to be restarted (status 75) "
+        "and re-reads from the committed offset.",
     ),
     Setting(
         "CASECLOCK_RECOVERY_DELAY",

@@ -362,15 +362,18 @@ class CaseClock:
         try:
             positions = await self._commit_positions()
         except Exception as exc:  # the broker will answer the next round
+            # Commits cannot be made while the broker cannot be asked either: what was read
+            # before an outage is judged afresh after it, not as if it had been left behind.
             log.debug("caseclock: could not read the group's committed offsets: %s", exc)
+            self.commits.reset()
             return
         self.commits.observe(now, positions)
         stalled = self.commits.stalled(now)
         if not stalled:
             return
         log.error(
-            "caseclock: committed offsets of %s have not moved for %.0f s while later messages "
-            "were read (CASECLOCK_COMMIT_STALL_TIMEOUT=%s; Faust's commit bookkeeping is stuck, "
+            "caseclock: committed offsets of %s have not caught up for %.0f s with messages "
+            "read (CASECLOCK_COMMIT_STALL_TIMEOUT=%s; Faust's commit bookkeeping is stuck, "
             "faust-streaming#596); exiting so that the worker is restarted and re-reads them",
             ", ".join(
                 sorted(

@@ -14,6 +14,7 @@ Pure: the caller passes the time in (integer microseconds) and reads no clock he
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable
 
 US = 1_000_000
@@ -77,35 +78,47 @@ class CommitWatch:
     (at-least-once: applying a message again changes nothing).
 
     Observations are (offset committed at the broker, i.e. the next one to read, or None;
-    highest offset this worker has read). A partition is held when it has read at or beyond
-    the committed offset; it is stalled when it stays held with the committed offset unmoved
-    for the whole timeout (a healthy worker commits every few seconds under load, and catches
-    the commit up to what it read once the load stops).
+    highest offset this worker has read), sampled every few seconds. A partition is stalled
+    when an offset it had read more than the timeout ago is still not committed: a healthy
+    worker commits what it read within a few seconds (Faust commits every 2.8 s), while one
+    with a hole commits not at all, or only a few offsets at a time far behind what it reads
+    (seen in the fault suite's kill-under-load runs), and either way falls ever further behind.
     """
 
-    __slots__ = ("_since", "timeout_us")
+    __slots__ = ("_reads", "timeout_us")
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_us = round(timeout_s * US)
-        self._since: dict[object, tuple[int | None, int]] = {}
-        """partition -> (committed offset, when it was first seen held at that offset)"""
+        self._reads: dict[object, deque[tuple[int, int]]] = {}
+        """partition -> (when, highest offset read then), oldest first, for reads not yet
+        committed"""
 
     def observe(self, now: int, partitions: dict[object, tuple[int | None, int | None]]) -> None:
         """Record each partition's (committed, highest read) offsets."""
-        since: dict[object, tuple[int | None, int]] = {}
+        reads: dict[object, deque[tuple[int, int]]] = {}
         for tp, (committed, read) in partitions.items():
-            if read is None or (committed is not None and read < committed):
-                continue  # nothing read, or all of it committed: nothing held
-            prev = self._since.get(tp)
-            since[tp] = prev if prev is not None and prev[0] == committed else (committed, now)
-        self._since = since
+            if read is None:
+                continue
+            samples = self._reads.get(tp) or deque()
+            while samples and committed is not None and samples[0][1] < committed:
+                samples.popleft()  # committed since
+            if committed is None or read >= committed:
+                if not samples or samples[-1][1] != read:
+                    samples.append((now, read))
+                if len(samples) > 64:  # keep the oldest: it is what the timeout is about
+                    del samples[1]
+            if samples:
+                reads[tp] = samples
+        self._reads = reads
 
     def reset(self) -> None:
         """A rebalance: partitions move, and Faust re-seeks every one to its committed offset."""
-        self._since = {}
+        self._reads = {}
 
     def stalled(self, now: int) -> dict[object, float]:
-        """Partitions held at one committed offset for longer than the timeout (seconds)."""
+        """Partitions with a read older than the timeout still uncommitted: its age (seconds)."""
         return {
-            tp: (now - at) / US for tp, (_, at) in self._since.items() if now - at > self.timeout_us
+            tp: (now - samples[0][0]) / US
+            for tp, samples in self._reads.items()
+            if now - samples[0][0] > self.timeout_us
         }
