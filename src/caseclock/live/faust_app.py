@@ -137,7 +137,6 @@ class CaseClock:
         self._admin: Any = None
         """An admin client for the group's committed offsets (the commit watchdog)."""
         self.watch.begin(wall_us())
-        self.commits.reset()
         self._revoked_mono = 0.0
         """time.monotonic() of the latest revocation: a recovery that began before it is stale."""
         self._rebuilt = 0
