@@ -39,11 +39,12 @@ from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
+from caseclock.live.commits import CommitSafeTransport
 from caseclock.live.config import Config, kafka_security
 from caseclock.live.handlers import CaseService
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
-from caseclock.live.watchdog import CommitWatch, StallWatch
+from caseclock.live.watchdog import CommitWatch, StallWatch, offset_runs, partition_name
 
 log = logging.getLogger("caseclock")
 
@@ -184,6 +185,9 @@ class CaseClock:
             value_serializer="raw",
             table_standby_replicas=0,
         )
+        # Before anything asks for it (app.topic does): Faust's consumer with a commit rule that
+        # neither creeps on duplicate acknowledgements nor commits past a message in flight.
+        app.transport = CommitSafeTransport(app.conf.broker_consumer, app)
         self.inputs = app.topic(*cfg.input_topics, cfg.tick_topic)
         self.ticks = app.topic(cfg.tick_topic, partitions=cfg.partitions, internal=True)
         self.channels = {t: app.topic(name) for t, name in cfg.alert_topics.items()}
@@ -308,26 +312,36 @@ class CaseClock:
         does not answer (a restart would not help it).
         """
         every = min(5.0, self.cfg.recovery_timeout / 4, self.cfg.commit_stall_timeout / 4)
-        while True:
-            await asyncio.sleep(every)
-            now = wall_us()
-            self.watch.observe(now, self._recovery_marker())
-            stuck = self.watch.stuck_for(now)
-            if stuck is None:
-                await self._check_commits(now)
-                continue
-            if not await self._broker_answers():
-                self.watch.observe(now, ("broker down", now))  # waiting on Kafka is no stall
-                continue
-            log.error(
-                "caseclock: recovery made no progress for %.0f s (CASECLOCK_RECOVERY_TIMEOUT=%s, "
-                "recovering for %.0f s); exiting so that the worker is restarted",
-                stuck,
-                self.cfg.recovery_timeout,
-                self.watch.elapsed(now) or 0.0,
-            )
-            logging.shutdown()
-            os._exit(RECOVERY_STUCK_EXIT)
+        try:
+            while True:
+                await self._watch_once(every)
+        finally:  # the worker stops (the task is cancelled): close the admin client it opened
+            admin, self._admin = self._admin, None
+            if admin is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(admin.close(), 5.0)
+
+    async def _watch_once(self, every: float) -> None:
+        """One round of the watchdog: the recovery's progress, else the group's commits."""
+        await asyncio.sleep(every)
+        now = wall_us()
+        self.watch.observe(now, self._recovery_marker())
+        stuck = self.watch.stuck_for(now)
+        if stuck is None:
+            await self._check_commits(now)
+            return
+        if not await self._broker_answers():
+            self.watch.observe(now, ("broker down", now))  # waiting on Kafka is no stall
+            return
+        log.error(
+            "caseclock: recovery made no progress for %.0f s (CASECLOCK_RECOVERY_TIMEOUT=%s, "
+            "recovering for %.0f s); exiting so that the worker is restarted",
+            stuck,
+            self.cfg.recovery_timeout,
+            self.watch.elapsed(now) or 0.0,
+        )
+        logging.shutdown()
+        os._exit(RECOVERY_STUCK_EXIT)
 
     async def _commit_positions(self) -> dict[object, tuple[int | None, int | None]]:
         """Per owned input partition: the offset the group committed at the broker (the next
@@ -373,17 +387,37 @@ class CaseClock:
         log.error(
             "caseclock: committed offsets of %s have not caught up for %.0f s with messages "
             "read (CASECLOCK_COMMIT_STALL_TIMEOUT=%s; Faust's commit bookkeeping is stuck, "
-            "faust-streaming#596); exiting so that the worker is restarted and re-reads them",
-            ", ".join(
-                sorted(
-                    f"{getattr(tp, 'topic', tp)}[{getattr(tp, 'partition', '?')}]" for tp in stalled
-                )
-            ),
+            "faust-streaming#596); exiting so that the worker is restarted and re-reads them. "
+            "Faust's bookkeeping: %s",
+            ", ".join(sorted(partition_name(tp) for tp in stalled)),
             max(stalled.values()),
             self.cfg.commit_stall_timeout,
+            "; ".join(self._commit_bookkeeping(tp) for tp in sorted(stalled, key=str)),
         )
         logging.shutdown()
         os._exit(RECOVERY_STUCK_EXIT)
+
+    def _commit_bookkeeping(self, tp: object) -> str:
+        """What Faust's consumer holds for `tp` when its commit is stuck, for the log: the
+        offset it believes committed, the one it read last, the acknowledged offsets waiting
+        (the first run of consecutive ones is what its next commit takes), the gaps it
+        recorded and the messages it delivered that were never acknowledged."""
+        c = self.app.consumer
+        try:
+            acked = sorted(getattr(c, "_acked", {}).get(tp, ()))
+            gaps = sorted(getattr(c, "_gap", {}).get(tp, ()))
+            unacked = sorted(
+                m.offset for m in list(getattr(c, "_unacked_messages", ())) if m.tp == tp
+            )
+            return (
+                f"{partition_name(tp)}: committed={getattr(c, '_committed_offset', {}).get(tp)}"
+                f" read={getattr(c, '_read_offset', {}).get(tp)}"
+                f" acked={len(acked)} {offset_runs(acked)}"
+                f" gaps={[(g.begin, g.end) for g in gaps[:8]]}{'...' if len(gaps) > 8 else ''}"
+                f" unacked={len(unacked)} {unacked[:8]}"
+            )
+        except Exception as exc:  # a diagnosis only: Faust's internals may differ
+            return f"{partition_name(tp)}: unreadable ({exc!r})"
 
     def _stale_recovery(self, rebalances: int) -> bool:
         """Whether the recovery whose callback runs now is not the current one: it began before

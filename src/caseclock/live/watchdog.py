@@ -15,7 +15,7 @@ Pure: the caller passes the time in (integer microseconds) and reads no clock he
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 US = 1_000_000
 
@@ -122,3 +122,24 @@ class CommitWatch:
             for tp, samples in self._reads.items()
             if now - samples[0][0] > self.timeout_us
         }
+
+
+def partition_name(tp: object) -> str:
+    """`topic[partition]` of a (topic, partition) pair, for the log."""
+    if isinstance(tp, tuple) and len(tp) == 2:
+        return f"{tp[0]}[{tp[1]}]"
+    return str(tp)
+
+
+def offset_runs(offsets: Sequence[int], limit: int = 6) -> str:
+    """Sorted offsets as runs of consecutive ones, `a-b`, the first `limit` of them: Faust
+    commits only the first run, so their number and lengths say how its commit will move."""
+    runs: list[tuple[int, int]] = []
+    for o in offsets:
+        if runs and o == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], o)
+        elif not runs or o != runs[-1][1]:
+            runs.append((o, o))
+    shown = " ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs[:limit])
+    more = f" ... ({len(runs)} runs)" if len(runs) > limit else ""
+    return f"[{shown}{more}]"

@@ -3,7 +3,7 @@ is stalled when a hole holds it, not when it is slow."""
 
 from __future__ import annotations
 
-from caseclock.live.watchdog import CommitWatch, StallWatch
+from caseclock.live.watchdog import CommitWatch, StallWatch, offset_runs, partition_name
 
 S = 10**6
 
@@ -92,3 +92,16 @@ def test_a_caught_up_commit_and_a_rebalance_clear_the_watch() -> None:
     assert set(w.stalled(70 * S)) == {"in[1]"}
     w.reset()
     assert w.stalled(200 * S) == {}
+
+
+def test_partition_name_is_topic_and_partition() -> None:
+    assert partition_name(("cases", 3)) == "cases[3]"
+    assert partition_name("odd") == "odd"
+
+
+def test_offset_runs_shows_where_the_commit_would_stop() -> None:
+    assert offset_runs([]) == "[]"
+    assert offset_runs([4, 5, 6, 8, 10, 11]) == "[4-6 8 10-11]"
+    assert offset_runs([1, 1, 2]) == "[1-2]"
+    many = [i * 2 for i in range(10)]
+    assert offset_runs(many, limit=3) == "[0 2 4 ... (10 runs)]"
