@@ -20,8 +20,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.integration.deployment import Deployment, WorkerProcess
 from tests.integration.expectations import due
 from tests.integration.faults.comparison import compare_with_replay
@@ -35,16 +33,6 @@ FULL_S = 4.0
 TAIL_S = 4.0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent, issue 7 open: after a kill, Faust's committed offset of one input "
-    "partition can creep a few offsets per 10 s, thousands behind what the restarted worker "
-    "reads (faust-streaming#596), past the 240 s this scenario waits (2 of 4 runs this stop "
-    "before the final commit watchdog, 1 of 4 of the previous fix's). The commit watchdog "
-    "(CASECLOCK_COMMIT_STALL_TIMEOUT) now restarts such a worker, but has not yet been seen "
-    "to heal one here (the 2 runs since had no stall). The alert checks passed in every run "
-    "that reached them",
-)
 def test_kill_under_load(
     kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, figures: Figures
 ) -> None:
