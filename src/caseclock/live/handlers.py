@@ -295,17 +295,23 @@ class CaseService:
         """Note that a batch came from the broker, with ticks this worker (or the partition's
         previous owner) sent at `ticks_sent`; returns whether the worker had been cut off.
 
-        Cut off means a tick of the batch was out for at least the lost-tick retry delay with
-        nothing at all arriving meanwhile: a broker outage (or a worker that could not
-        consume), not a backlog, since a backlog keeps batches coming. Such a tick was held
-        by the producer while the partitions went unserved, so it is no timer that fell
-        behind: what fell due meanwhile catches up, as after a takeover (section 3.7). Every
-        partition's catch-up boundary is stamped again by its next batch of due cases; the
-        adapter holds their timers until their input is read again, as after a takeover."""
+        Cut off means a tick was out for at least the lost-tick retry delay with nothing at
+        all arriving meanwhile: a broker outage (or a worker that could not consume), not a
+        backlog, since a backlog keeps batches coming. The tick is one of this batch, or one
+        dispatched and not yet back: the first batch after an outage may well hold only
+        input the upstream producers kept through it, the held tick coming in a later batch.
+        Such a tick was held by the producer while the partitions went unserved, so it is no
+        timer that fell behind: what fell due meanwhile catches up, as after a takeover
+        (section 3.7). Every partition's catch-up boundary is stamped again by its next batch
+        of due cases; the adapter holds their timers until their input is read again, as
+        after a takeover."""
         last, self.last_batch = self.last_batch, now
-        oldest = min(ticks_sent, default=None)
-        if last is None or oldest is None or now - max(oldest, last) < self.retry_us:
+        if last is None or now - last < self.retry_us:
             return False  # (a first batch: every partition is newly served anyway)
+        out = min((first for first, _ in self.inflight.values()), default=None)
+        oldest = min((t for t in (*ticks_sent, out) if t is not None), default=None)
+        if oldest is None or now - max(oldest, last) < self.retry_us:
+            return False
         self.rebuilt_at.clear()
         return True
 

@@ -277,6 +277,37 @@ async def test_a_tick_held_through_a_broker_outage_catches_up() -> None:
     assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
 
 
+async def test_an_outage_is_seen_on_the_first_batch_after_it_even_without_the_held_tick() -> None:
+    """The broker came back and the first batch holds input the upstream producers kept
+    through the outage; the warning's tick, still out, comes in a later batch (and is dropped
+    by the adapter): the outage is seen on the input batch, and the breach catches up."""
+    svc, _, box, clock = service(to_us(T0))
+    svc.batch_arrived(clock.now)
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    clock.now = to_us(T0) + round(0.75 * H)
+    [(_, held)] = svc.due(clock.now, [0])  # the warning's tick, held by the producer
+    clock.now += 20 * 60 * S
+    assert svc.batch_arrived(clock.now)  # input only
+    clock.now += S
+    assert not svc.batch_arrived(clock.now, [clock.now - 20 * 60 * S - S])  # the tick: no news
+    [(p, again)] = svc.due(clock.now, [0])
+    assert again == held
+    await svc.on_due(p, again, TICK)
+    assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
+
+
+async def test_a_quiet_stretch_with_no_tick_out_is_no_outage() -> None:
+    svc, _, _box, clock = service(to_us(T0))
+    svc.batch_arrived(clock.now)
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    clock.now += 10 * 60 * S  # nothing due, nothing arriving
+    assert not svc.batch_arrived(clock.now)
+
+
 async def test_a_tick_delayed_behind_a_backlog_is_no_outage() -> None:
     """The same tick delayed as long behind a backlog (batches keep arriving) is a timer that
     fell behind: the warning goes out as itself, then the breach."""
