@@ -41,7 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -226,6 +226,8 @@ class Ctx:
     workdir: Path
     run_id: str
     probe: Probe
+    worker_env: dict[str, str] = field(default_factory=dict)
+    """Settings given to every worker (--worker-env), after the benchmark's own."""
 
     @property
     def bootstrap(self) -> str:
@@ -240,6 +242,7 @@ class Ctx:
             extra["CASECLOCK_APP_ID"] = f"{prefix}-{app}"
         if self.sizes.recovery_delay is not None:
             extra["CASECLOCK_RECOVERY_DELAY"] = self.sizes.recovery_delay
+        extra.update(self.worker_env)
         workdir = self.workdir / part
         workdir.mkdir(parents=True, exist_ok=True)
         return BenchDeployment(
@@ -975,12 +978,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--keep-workdir", action="store_true", help="keep worker logs and data")
+    p.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a CASECLOCK_* setting for every worker (repeatable), e.g. to compare two settings",
+    )
     args = p.parse_args(argv)
     parts = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         p.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
     sizes = sizes_from(args)
+    worker_env = dict(x.split("=", 1) for x in args.worker_env if "=" in x)
+    bad = [x for x in args.worker_env if "=" not in x or not x.startswith("CASECLOCK_")]
+    if bad:
+        p.error(f"--worker-env wants CASECLOCK_NAME=VALUE, not {', '.join(bad)}")
     signal.signal(signal.SIGTERM, _terminate)
 
     started = datetime.now(UTC)
@@ -996,6 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": {**asdict(sizes), "seed": args.seed},
         "targets_of_the_issue": TARGETS,
         "worker_defaults": worker_defaults(),
+        "worker_env": worker_env,
     }
     workdir = Path(tempfile.mkdtemp(prefix="caseclock-live-"))
     try:
@@ -1008,6 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": args.seed,
                 "workdir": workdir,
                 "run_id": run_id,
+                "worker_env": worker_env,
             }
             asyncio.run(run_parts(ctx_args, parts, result))
     finally:

@@ -34,6 +34,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +42,7 @@ from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
 from caseclock.live.commits import CommitSafeTransport
 from caseclock.live.config import Config, kafka_security
+from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
 from caseclock.live.handlers import CaseService
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
@@ -212,9 +214,10 @@ class CaseClock:
         app.task(self._watchdog)
         app.timer(interval=SUMMARY_EVERY_S, name="caseclock.summary")(self._log_summary)
 
-        from faust.sensors.prometheus import setup_prometheus_sensors
-
-        setup_prometheus_sensors(app, registry=self.registry, name_prefix=FAUST_SENSOR_PREFIX)
+        if cfg.faust_event_metrics:
+            setup_prometheus_sensors(app, registry=self.registry, name_prefix=FAUST_SENSOR_PREFIX)
+        else:
+            setup_lean_prometheus_sensors(app, self.registry, FAUST_SENSOR_PREFIX)
 
         @app.page("/healthz")
         async def healthz(view: Any, request: Any) -> Any:
