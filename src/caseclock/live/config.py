@@ -109,8 +109,9 @@ SETTINGS: tuple[Setting, ...] = (
         "CASECLOCK_FAUST_EVENT_METRICS",
         "false",
         "Also count every stream event and table read/write in Faust's own metrics "
-        "(caseclock_faust_total_events and the like): about 5 % of the worker's CPU at full "
-        "ingest, and nothing caseclock's dashboard or alerts read.",
+        "(caseclock_faust_total_events and the like): up to a fifth of the worker's CPU at "
+        "full ingest (bench/results/live-sensors-2026-12-01.json), for nothing caseclock's "
+        "dashboard or alerts read.",
     ),
     Setting(
         "CASECLOCK_RECOVERY_DELAY",
