@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from caseclock.core.timeutil import to_us
-from caseclock.live.handlers import decode_row
+from caseclock.live.handlers import CaseService, decode_row
 from caseclock.live.ports import DEAD_LETTERS, Origin
 from tests.factories import T0, note, opened, resolved
-from tests.unit.live.fakes import FakeOutbox, inbound, service
+from tests.unit.live.fakes import FakeClock, FakeOutbox, inbound, service
 
 H = 3600 * 10**6
 S = 10**6
@@ -254,16 +254,22 @@ async def test_a_failed_evaluation_leaves_the_gauges_as_they_were() -> None:
     assert sample(svc, "caseclock_open_cases", labels) == 1
 
 
+async def _serving_a_p1_case() -> tuple[CaseService, FakeOutbox, FakeClock]:
+    """A service serving partition 0 with one P1 case open, its elevation sent."""
+    svc, _, box, clock = service(to_us(T0))
+    svc.batch_arrived(clock.now)
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    for p, entries in svc.due(clock.now, [0]):
+        await svc.on_due(p, entries, TICK)
+    return svc, box, clock
+
+
 async def test_a_tick_held_through_a_broker_outage_catches_up() -> None:
     """The broker goes down as the ack warning (45 min) falls due: its tick waits in the
     producer, nothing arrives, the group survives (no rebalance, no rebuild). When the broker
     is back the breach (1 h) is past due too: the outage is downtime, not a timer that fell
     behind, so only the breach goes out, as catch-up (not the warning and then the breach)."""
-    svc, _, box, clock = service(to_us(T0))
-    svc.batch_arrived(clock.now)
-    await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)  # the elevation: the partition is being served
+    svc, box, clock = await _serving_a_p1_case()  # the elevation went out
     clock.now = to_us(T0) + round(0.75 * H)
     [(_, held)] = svc.due(clock.now, [0])  # the warning's tick, held by the producer...
     sent = clock.now
@@ -281,11 +287,7 @@ async def test_an_outage_is_seen_on_the_first_batch_after_it_even_without_the_he
     """The broker came back and the first batch holds input the upstream producers kept
     through the outage; the warning's tick, still out, comes in a later batch (and is dropped
     by the adapter): the outage is seen on the input batch, and the breach catches up."""
-    svc, _, box, clock = service(to_us(T0))
-    svc.batch_arrived(clock.now)
-    await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    svc, box, clock = await _serving_a_p1_case()
     clock.now = to_us(T0) + round(0.75 * H)
     [(_, held)] = svc.due(clock.now, [0])  # the warning's tick, held by the producer
     clock.now += 20 * 60 * S
@@ -299,11 +301,7 @@ async def test_an_outage_is_seen_on_the_first_batch_after_it_even_without_the_he
 
 
 async def test_a_quiet_stretch_with_no_tick_out_is_no_outage() -> None:
-    svc, _, _box, clock = service(to_us(T0))
-    svc.batch_arrived(clock.now)
-    await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    svc, _box, clock = await _serving_a_p1_case()
     clock.now += 10 * 60 * S  # nothing due, nothing arriving
     assert not svc.batch_arrived(clock.now)
 
@@ -311,11 +309,7 @@ async def test_a_quiet_stretch_with_no_tick_out_is_no_outage() -> None:
 async def test_a_tick_delayed_behind_a_backlog_is_no_outage() -> None:
     """The same tick delayed as long behind a backlog (batches keep arriving) is a timer that
     fell behind: the warning goes out as itself, then the breach."""
-    svc, _, box, clock = service(to_us(T0))
-    svc.batch_arrived(clock.now)
-    await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    svc, box, clock = await _serving_a_p1_case()
     clock.now = to_us(T0) + round(0.75 * H)
     [(p, held)] = svc.due(clock.now, [0])
     sent = clock.now
