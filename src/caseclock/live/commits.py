@@ -27,7 +27,7 @@ seek (Faust's read offset is then the next offset to read, not the last one read
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -62,8 +62,36 @@ def committable(
     return offsets[end] + 1, offsets[end + 1 :]
 
 
+def lowest_in_flight(
+    messages: Iterable[Any], committed: Mapping[Any, int | None]
+) -> dict[Any, int]:
+    """Per partition, the lowest offset at or above its committed one among `messages`
+    delivered and not yet acknowledged (Faust's `_unacked_messages`)."""
+    low: dict[Any, int] = {}
+    for m in messages:
+        if m.acked:
+            continue
+        tp, offset = m.tp, m.offset
+        if offset < (committed.get(tp) or 0):
+            continue
+        if tp not in low or offset < low[tp]:
+            low[tp] = offset
+    return low
+
+
 class CommitSafeConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with `committable` as its commit rule."""
+
+    _in_flight: dict[Any, int] | None = None
+    """The lowest in-flight offset per partition, found once per commit (one pass over the
+    messages in flight rather than one per partition)."""
+
+    def _filter_committable_offsets(self, tps: Any) -> Any:
+        self._in_flight = lowest_in_flight(list(self._unacked_messages), self._committed_offset)
+        try:
+            return super()._filter_committable_offsets(tps)
+        finally:
+            self._in_flight = None
 
     def _new_offset(self, tp: Any) -> int | None:
         acked: list[int] = self._acked[tp]
@@ -77,16 +105,9 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
                 for iv in found:
                     acked.extend(range(iv.begin, iv.end))
                 gaps.chop(0, max(found[-1].end - 1, top + 1))
-        committed = self._committed_offset[tp]
-        floor = committed or 0
-        in_flight = min(
-            (
-                m.offset
-                for m in list(self._unacked_messages)
-                if m.tp == tp and not m.acked and m.offset >= floor
-            ),
-            default=None,
-        )
+        in_flight = getattr(self, "_in_flight", None)
+        if in_flight is None:
+            in_flight = lowest_in_flight(list(self._unacked_messages), self._committed_offset)
         repeats = len(acked) - len(set(acked))
         if repeats:
             log.info(
@@ -96,7 +117,7 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
                 tp.topic,
                 tp.partition,
             )
-        offset, left = committable(acked, committed, in_flight)
+        offset, left = committable(acked, self._committed_offset[tp], in_flight.get(tp))
         acked[:] = left
         if offset is not None:
             index = self._acked_index[tp]

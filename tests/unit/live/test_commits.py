@@ -14,7 +14,12 @@ from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 
 from caseclock.core.policy import load_policy
-from caseclock.live.commits import CommitSafeConsumer, CommitSafeTransport, committable
+from caseclock.live.commits import (
+    CommitSafeConsumer,
+    CommitSafeTransport,
+    committable,
+    lowest_in_flight,
+)
 from caseclock.live.config import Config
 from caseclock.live.faust_app import CaseClock
 
@@ -122,3 +127,16 @@ def test_the_stall_log_shows_fausts_bookkeeping_of_the_partition() -> None:
     )
     cc.app.consumer = SimpleNamespace(_acked=None)  # type: ignore[assignment]
     assert cc._commit_bookkeeping(TP).startswith("cases[0]: unreadable (")
+
+
+def test_the_lowest_message_in_flight_per_partition_at_or_above_its_commit() -> None:
+    other = FaustTP("other", 0)
+    messages = [
+        SimpleNamespace(tp=TP, offset=105, acked=False),
+        SimpleNamespace(tp=TP, offset=103, acked=True),  # done
+        SimpleNamespace(tp=TP, offset=104, acked=False),
+        SimpleNamespace(tp=TP, offset=90, acked=False),  # below the commit
+        SimpleNamespace(tp=other, offset=7, acked=False),
+    ]
+    assert lowest_in_flight(messages, {TP: 100}) == {TP: 104, other: 7}
+    assert lowest_in_flight([], {TP: 100}) == {}
