@@ -77,3 +77,25 @@ def test_ticks_held_through_a_broker_outage_make_every_partition_wait_for_its_in
     cc._served = {0, 1}  # the next batch comes right after: nothing to catch up
     cc._note_arrival([tick])
     assert cc._served == {0, 1}
+
+
+def test_owned_partitions_are_read_again_only_for_a_new_assignment() -> None:
+    cc = CaseClock(Config.from_env({}), load_policy())
+    tick = cc.cfg.tick_topic
+    calls = []
+
+    class Assignor:
+        def __init__(self, actives: set[tuple[str, int]]) -> None:
+            self._assignment = object()
+            self.actives = actives
+
+        def assigned_actives(self) -> list[SimpleNamespace]:
+            calls.append(1)
+            return [SimpleNamespace(topic=t, partition=p) for t, p in self.actives]
+
+    assignor = Assignor({(tick, 0), (tick, 2), ("case-opened", 5)})
+    cc.app.assignor = assignor  # type: ignore[assignment]
+    assert cc.owned_partitions() == {0, 2}
+    assert cc.owned_partitions() == {0, 2} and len(calls) == 1
+    assignor._assignment, assignor.actives = object(), {(tick, 1)}  # a rebalance
+    assert cc.owned_partitions() == {1} and len(calls) == 2
