@@ -138,6 +138,8 @@ class CaseClock:
         self.watch = StallWatch(cfg.recovery_timeout)
         self.commits = CommitWatch(cfg.commit_stall_timeout)
         self._admin: Any = None
+        self._unseeked_since: int | None = None
+        """When the timer first found an input partition with no position (not seeked)."""
         self._owned: frozenset[int] = frozenset()
         self._owned_of: object = None
         """The assignment `_owned` was read from (see `owned_partitions`)."""
@@ -357,26 +359,30 @@ class CaseClock:
         logging.shutdown()
         os._exit(RECOVERY_STUCK_EXIT)
 
+    async def _group_committed(self) -> dict[tuple[str, int], int]:
+        """The offsets the group committed at the broker (the next one to read), by
+        (topic, partition); partitions with no commit are absent."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.cfg.bootstrap_servers, **kafka_security(self.cfg)
+            )
+            await asyncio.wait_for(admin.start(), 10.0)
+            self._admin = admin
+        offsets = await asyncio.wait_for(
+            self._admin.list_consumer_group_offsets(self.app.conf.id), 10.0
+        )
+        return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items() if om.offset >= 0}
+
     async def _commit_positions(self) -> dict[object, tuple[int | None, int | None]]:
         """Per owned input partition: the offset the group committed at the broker (the next
         one to read) and the highest offset this worker has read. Asked of the broker, not of
         Faust's bookkeeping, because a stall is exactly where the two disagree."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        if self._admin is None:
-            self._admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.cfg.bootstrap_servers, **kafka_security(self.cfg)
-            )
-            await asyncio.wait_for(self._admin.start(), 10.0)
-        offsets = await asyncio.wait_for(
-            self._admin.list_consumer_group_offsets(self.app.conf.id), 10.0
-        )
-        committed = {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}
+        committed = await self._group_committed()
         owned = self.owned_partitions()
         return {
-            tp: (c if (c := committed.get(tp)) is not None and c >= 0 else None, read)
-            for tp, read in list(self._read.items())
-            if tp[1] in owned
+            tp: (committed.get(tp), read) for tp, read in list(self._read.items()) if tp[1] in owned
         }
 
     async def _check_commits(self, now: int) -> None:
@@ -601,11 +607,17 @@ class CaseClock:
         CATCH_UP_HOLD_S (a partition whose input never catches up is served anyway)."""
         new = owned - self._served - set(self._catch_up)
         if new:
+            waited = now - self._unseeked_since if self._unseeked_since is not None else 0
             try:
-                targets = await self._input_end_offsets(new)
+                targets = await self._input_end_offsets(new, known=waited < CATCH_UP_HOLD_S * US)
+            except _NotSeekedYet:  # the streams are not seeked yet: the next round
+                if self._unseeked_since is None:
+                    self._unseeked_since = now
+                return owned & self._served
             except Exception as exc:  # the broker will answer the next round
                 log.warning("caseclock: could not read input end offsets: %s", exc)
                 return owned & self._served
+            self._unseeked_since = None
             hold = now + round(CATCH_UP_HOLD_S * US)
             for p in new:
                 self._catch_up[p] = (hold, targets.get(p, {}))
@@ -630,9 +642,11 @@ class CaseClock:
         return owned & self._served
 
     async def _input_end_offsets(
-        self, partitions: set[int]
+        self, partitions: set[int], known: bool = True
     ) -> dict[int, dict[tuple[str, int], int]]:
-        """End offsets of the input topics' partitions not yet read up to, per partition."""
+        """End offsets of the input topics' partitions not yet read up to, per partition.
+        Raises _NotSeekedYet while a position is unknown, unless `known` is False (it stayed
+        unknown for CATCH_UP_HOLD_S: the partition is then served as if read)."""
         from faust.types import TP
 
         consumer = self.app.consumer
@@ -640,14 +654,25 @@ class CaseClock:
         ends = await asyncio.wait_for(consumer.highwaters(*tps), 10.0)
         out: dict[int, dict[tuple[str, int], int]] = {p: {} for p in partitions}
         for tp in tps:
+            key = (tp.topic, tp.partition)
             end = int(ends.get(tp, 0) or 0)
+            # Where this worker's reading starts: Faust seeks the streams to the committed
+            # offsets after the recovery callback has run, so the timer can ask before any
+            # position is known. Taking an unknown position for caught up served a partition
+            # at once, and a fresh worker fired a false breach before reading the
+            # acknowledgement the previous process had not applied: ask again next round.
             try:
-                position = int(await consumer.position(tp) or 0)
-            except Exception:  # no position known: do not hold the partition for it
+                position = await consumer.position(tp)
+            except Exception:
+                position = None
+            if position is None:
+                if known:
+                    raise _NotSeekedYet(key)
+                log.warning("caseclock: %s has no position; served without waiting", key)
                 position = end
-            start = max(self._read.get((tp.topic, tp.partition), -1) + 1, position)
+            start = max(self._read.get(key, -1) + 1, int(position))
             if start < end:
-                out[tp.partition][(tp.topic, tp.partition)] = end
+                out[tp.partition][key] = end
         return out
 
     async def _log_summary(self) -> None:
@@ -660,6 +685,10 @@ class CaseClock:
             else f"recovering for {self.watch.elapsed(now) or 0.0:.0f} s"
         )
         log.info("caseclock: last %.0f s: %s", SUMMARY_EVERY_S, self.svc.summary.line(extra))
+
+
+class _NotSeekedYet(Exception):
+    """An input partition has no position yet: Faust has not seeked the streams."""
 
 
 def _tick_entries(key: bytes | None, value: Any) -> list[tuple[str, int]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
+import pytest
 
 from caseclock.core.policy import load_policy
 from caseclock.live.config import Config
-from caseclock.live.faust_app import CaseClock, _tick_entries
+from caseclock.live.faust_app import CaseClock, _NotSeekedYet, _tick_entries
 
 
 def test_the_start_up_recovery_is_watched() -> None:
@@ -99,3 +101,28 @@ def test_owned_partitions_are_read_again_only_for_a_new_assignment() -> None:
     assert cc.owned_partitions() == {0, 2} and len(calls) == 1
     assignor._assignment, assignor.actives = object(), {(tick, 1)}  # a rebalance
     assert cc.owned_partitions() == {1} and len(calls) == 2
+
+
+async def test_a_taken_over_partition_is_not_taken_for_read_before_its_streams_are_seeked() -> None:
+    """Faust seeks the streams after the recovery callback: until then a position is unknown,
+    and that is no reason to serve the partition at once (a false breach before the input the
+    previous process left is read); after CATCH_UP_HOLD_S it is served anyway."""
+    cc = CaseClock(Config.from_env({"CASECLOCK_INPUT_TOPICS": "a,b"}), load_policy())
+    ends = {("a", 0): 8, ("b", 0): 3}
+    positions: dict[tuple[str, int], int | None] = {("a", 0): None, ("b", 0): 3}
+
+    class Consumer:
+        async def highwaters(self, *tps: Any) -> dict[Any, int]:
+            return {tp: ends[(tp.topic, tp.partition)] for tp in tps}
+
+        async def position(self, tp: Any) -> int | None:
+            return positions[(tp.topic, tp.partition)]
+
+    cc.app.consumer = Consumer()  # type: ignore[assignment]
+    with pytest.raises(_NotSeekedYet):
+        await cc._input_end_offsets({0})
+    assert await cc._input_end_offsets({0}, known=False) == {0: {}}
+    positions[("a", 0)] = 5  # seeked to the committed offset
+    assert await cc._input_end_offsets({0}) == {0: {("a", 0): 8}}
+    cc._read[("a", 0)] = 7  # read (and applied) up to the end
+    assert await cc._input_end_offsets({0}) == {0: {}}
