@@ -138,12 +138,12 @@ class CaseClock:
         self.watch = StallWatch(cfg.recovery_timeout)
         self.commits = CommitWatch(cfg.commit_stall_timeout)
         self._admin: Any = None
+        """An admin client for the group's committed offsets (the commit watchdog)."""
         self._unseeked_since: int | None = None
         """When the timer first found an input partition with no position (not seeked)."""
         self._owned: frozenset[int] = frozenset()
         self._owned_of: object = None
         """The assignment `_owned` was read from (see `owned_partitions`)."""
-        """An admin client for the group's committed offsets (the commit watchdog)."""
         self.watch.begin(wall_us())
         self._revoked_mono = 0.0
         """time.monotonic() of the latest revocation: a recovery that began before it is stale."""
