@@ -1,31 +1,28 @@
 """Every implementation of the `CaseStore` port, behind one small handle for the contract suite.
 
 The service layer is unit-tested against `FakeStore` and runs in production on the Faust
-table (`_TableStore`) with `memory://` or `rocksdb://`. The fake is only a valid stand-in if
-it keeps the promises the real stores keep, so `test_case_store.py` runs one suite over all of
-them, the way quix-streams runs its store tests over every store with a parametrized fixture.
+table's local store (`TableStore`) with `memory://` or `rocksdb://`. The fake is only a valid
+stand-in if it keeps the promises the real stores keep, so `test_case_store.py` runs one suite
+over all of them, the way quix-streams runs its store tests over every store with a
+parametrized fixture.
 
-The Faust stores are driven in-process, without a broker, inside an event loop (Faust's
-producer wants one): a `CaseClock` is built (never started), and each partition gets a real
-Faust event as the table's partition context, which is what the agent does for the messages
-of a batch (`CaseClock._at_partition`). Writes are mirrored to the changelog through the
-producer's buffer, which holds them since no producer runs; `changelog()` reads them back.
+The Faust stores are driven in-process, without a broker: a `CaseClock` is built (never
+started) and its `TableStore` (caseclock.live.faust_store) is the store under test. Writes are
+kept as changelog records until the worker flushes them to the producer; `changelog()` takes
+them from there (that they reach the broker and a recovery reads them back is
+tests/integration/test_store_recovery.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faust.events import Event
-from faust.types import Message
-
 from caseclock.core.policy import load_policy
 from caseclock.live.config import TABLE_STORES, Config
-from caseclock.live.faust_app import CaseClock, _TableStore
+from caseclock.live.faust_app import CaseClock
 from caseclock.live.ports import CaseStore
 from tests.unit.live.fakes import FakeStore
 
@@ -73,12 +70,8 @@ class StoreUnderTest:
             "CASECLOCK_PARTITIONS": str(PARTITIONS),
         }
         cc = CaseClock(Config.from_env(env), load_policy())
-        for p in range(PARTITIONS):
-            # A real event: Faust keeps only a weak reference to the current event.
-            msg = Message(cc.cfg.tick_topic, p, 0, 0.0, 0, None, b"", b"", None)
-            cc._events_at[p] = Event(cc.app, b"", b"", None, msg)
         self._clock = cc
-        return _TableStore(cc)
+        return cc.store
 
     async def restart(self) -> None:
         """Stop the store as a worker's shutdown does, and open it again over the same data
@@ -96,14 +89,10 @@ class StoreUnderTest:
     def changelog(self) -> list[ChangelogRecord]:
         """The changelog records handed to the producer so far (and takes them)."""
         assert self._clock is not None, f"{self.kind} has no changelog"
-        pending: asyncio.Queue[Any] = self._clock.app.producer.buffer.pending
-        out: list[ChangelogRecord] = []
-        while not pending.empty():
-            msg = pending.get_nowait().message
-            out.append(
-                ChangelogRecord(msg.channel.get_topic_name(), msg.partition, msg.key, msg.value)
-            )
-        return out
+        return [
+            ChangelogRecord(r.topic, r.partition, r.key or b"", r.value)
+            for r in self._clock.store.take_pending()
+        ]
 
     @property
     def changelog_topic(self) -> str:

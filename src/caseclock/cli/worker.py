@@ -22,7 +22,7 @@ class TopicError(RuntimeError):
 async def ensure_topics(cfg: Config) -> None:
     """Create missing topics and refuse to start on a partition-count mismatch.
 
-    Co-partitioning is what makes a case's events, ticks and table rows meet in one worker:
+    Co-partitioning is what makes a case's events and table row meet in one worker:
     an input topic with another partition count would silently split a case's facts, so the
     worker stops with a clear message instead (Faust would only notice for its own topics).
     """
@@ -33,14 +33,14 @@ async def ensure_topics(cfg: Config) -> None:
     try:
         meta = await admin.describe_topics()
         have = {t["topic"]: len(t["partitions"]) for t in meta if not t.get("error_code")}
-        copartitioned = [*cfg.input_topics, cfg.tick_topic]
+        copartitioned = list(cfg.input_topics)
         outputs = [*cfg.alert_topics.values(), cfg.dead_letter_topic]
         wrong = {t: have[t] for t in copartitioned if t in have and have[t] != cfg.partitions}
         if wrong:
             raise TopicError(
                 f"CASECLOCK_PARTITIONS={cfg.partitions} but "
                 + ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
-                + ": input and tick topics must all have the same partition count"
+                + ": the input topics must all have that partition count"
             )
         missing = [t for t in dict.fromkeys(copartitioned + outputs) if t not in have]
         if missing and not cfg.create_topics:

@@ -67,7 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CASECLOCK_PARTITIONS",
         "8",
-        "Partitions of the input, tick and changelog topics (fixed up front).",
+        "Partitions of the input and changelog topics (fixed up front).",
     ),
     Setting(
         "CASECLOCK_REPLICATION_FACTOR", "1", "Replication factor of the topics caseclock creates."
@@ -87,8 +87,16 @@ SETTINGS: tuple[Setting, ...] = (
         "CASECLOCK_TICK_INTERVAL",
         "1.0",
         "Longest the timer sleeps, in seconds, when no deadline is nearer (it wakes at each "
-        "deadline); also paces the timer gauges and sets the lost-tick retry delay, "
-        "max(5 s, 5 x this).",
+        "deadline); also paces the timer gauges and sets the retry delay, max(5 s, 5 x "
+        "this): alerts acknowledged later than that mean a broker outage, and a due case "
+        "whose evaluation failed is tried again after it.",
+    ),
+    Setting(
+        "CASECLOCK_INPUT_SKEW",
+        "0.25",
+        "Seconds a case's deadlines already past when a fact is applied wait before they are "
+        "evaluated, so that facts of the same case on the other input topics, produced with "
+        "it and read in a later batch, are applied first.",
     ),
     Setting("CASECLOCK_RETENTION", "7d", "How long resolved and never-opened cases are kept."),
     Setting("CASECLOCK_MAX_MESSAGE_BYTES", "65536", "Larger inbound messages are dead-lettered."),
@@ -176,6 +184,7 @@ class Config:
     store: str
     data_dir: str
     tick_interval: float
+    input_skew: float
     retention_us: int
     max_message_bytes: int
     session_timeout: float
@@ -188,10 +197,6 @@ class Config:
     web_host: str
     web_port: int
     log_level: str
-
-    @property
-    def tick_topic(self) -> str:
-        return f"{self.app_id}-ticks"
 
     @property
     def alert_topics(self) -> dict[str, str]:
@@ -259,6 +264,7 @@ class Config:
             store=get("CASECLOCK_STORE"),
             data_dir=get("CASECLOCK_DATA_DIR"),
             tick_interval=number("CASECLOCK_TICK_INTERVAL", float, 0.01),
+            input_skew=number("CASECLOCK_INPUT_SKEW", float, 0),
             retention_us=retention,
             max_message_bytes=number("CASECLOCK_MAX_MESSAGE_BYTES", int, 256),
             session_timeout=number("CASECLOCK_SESSION_TIMEOUT", float, 6),

@@ -28,14 +28,11 @@ import contextlib
 import logging
 import os
 import time
-import weakref
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import faust
-import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
@@ -43,9 +40,11 @@ from caseclock.core.timeutil import US
 from caseclock.live.commits import CommitSafeTransport
 from caseclock.live.config import Config, kafka_security
 from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
+from caseclock.live.faust_store import TableStore
 from caseclock.live.handlers import CaseService
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
-from caseclock.live.ports import DEAD_LETTERS, TICKS, Inbound, Origin
+from caseclock.live.ports import DEAD_LETTERS, Inbound, Origin
+from caseclock.live.producer import BatchProducer, Record
 from caseclock.live.watchdog import CommitWatch, StallWatch, offset_runs, partition_name
 
 log = logging.getLogger("caseclock")
@@ -55,8 +54,12 @@ BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.01
 """Longest the agent waits to fill a batch: the latency it may add to an event."""
 REBUILD_YIELD_EVERY = 2000
-TICK_CHUNK = 500
-"""Due cases per tick message."""
+FIRE_CHUNK = 2000
+"""Due cases evaluated per handler call: their alerts share one wait for acknowledgements, and
+the agent waits at most one chunk's round trip for its turn."""
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""Largest record batch the producer builds (aiokafka's default is 16 KiB): a handler batch of
+alerts or changelog rows for one partition goes in one batch, well under the broker's 1 MB."""
 CHANGELOG_CONFIG = {
     "cleanup.policy": "compact",
     "segment.ms": str(15 * 60 * 1000),
@@ -83,38 +86,20 @@ def wall_us() -> int:
     return time.time_ns() // 1000
 
 
-class _TableStore:
-    """The CaseStore port over the Faust table, in the partition context of each case."""
-
-    def __init__(self, clock: CaseClock) -> None:
-        self._cc = clock
-
-    def get(self, partition: int, key: bytes) -> bytes | None:
-        self._cc._at_partition(partition)
-        row: bytes | None = self._cc.table.get(key)
-        return row
-
-    def put(self, partition: int, key: bytes, row: bytes) -> None:
-        self._cc._at_partition(partition)
-        self._cc.table[key] = row
-
-    def delete(self, partition: int, key: bytes) -> None:
-        self._cc._at_partition(partition)
-        self._cc.table.pop(key, None)
-
-
 class _TopicOutbox:
-    """The Outbox port over Faust topics (Faust's producer batches the sends)."""
+    """The Outbox port over the alert and dead-letter topics, produced in batches."""
 
-    def __init__(self, clock: CaseClock) -> None:
-        self._cc = clock
+    def __init__(self, producer: BatchProducer, topics: dict[str, str]) -> None:
+        self._producer = producer
+        self._topics = topics
 
-    async def send(
-        self, channel: str, key: bytes | None, value: bytes, partition: int | None = None
-    ) -> Awaitable[object]:
-        topic = self._cc.channels[channel]
-        fut: Awaitable[object] = await topic.send(key=key, value=value, partition=partition)
-        return fut
+    async def send_all(
+        self, records: Sequence[tuple[str, bytes | None, bytes]]
+    ) -> list[Awaitable[object]]:
+        topics = self._topics
+        return await self._producer.send(
+            [Record(topics[channel], key, value) for channel, key, value in records]
+        )
 
 
 class CaseClock:
@@ -149,8 +134,10 @@ class CaseClock:
         """time.monotonic() of the latest revocation: a recovery that began before it is stale."""
         self._rebuilt = 0
         """Rows read by index rebuilds so far (progress for the watchdog)."""
-        self._events_at: dict[int, Any] = {}
-        """An event of each partition in the current batch (the table's partition context)."""
+        self._handling = asyncio.Lock()
+        """Held by each handler call: the agent's batches and the timer's chunks take turns,
+        so no input is applied to a case between its evaluation and the write recording its
+        alerts (the handlers await the broker in between)."""
         self._wake = asyncio.Event()
         self._read: dict[tuple[str, int], int] = {}
         """Highest offset handled per input (topic, partition)."""
@@ -159,9 +146,12 @@ class CaseClock:
         self._served: set[int] = set()
         """Partitions whose timers run: their input backlog at assignment has been read."""
         self.app = self._build_app()
-        self.svc = CaseService(
-            cfg, policy, self.metrics, _TableStore(self), _TopicOutbox(self), wall_us
+        self.producer = BatchProducer(self._aiokafka_producer)
+        self.store = TableStore(self.table, self.producer, self.owned_partitions)
+        outbox = _TopicOutbox(
+            self.producer, {name: t.get_topic_name() for name, t in self.channels.items()}
         )
+        self.svc = CaseService(cfg, policy, self.metrics, self.store, outbox, wall_us)
         self.svc.wake = self._wake.set
         self.engine = self.svc.engine
 
@@ -182,6 +172,7 @@ class CaseClock:
             broker_session_timeout=cfg.session_timeout,
             broker_heartbeat_interval=max(1.0, cfg.session_timeout / 10),
             producer_acks=-1,
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
             stream_recovery_delay=cfg.recovery_delay,
             consumer_group_instance_id=cfg.group_instance_id or None,
             web_enabled=True,
@@ -195,11 +186,9 @@ class CaseClock:
         # Before anything asks for it (app.topic does): Faust's consumer with a commit rule that
         # neither creeps on duplicate acknowledgements nor commits past a message in flight.
         app.transport = CommitSafeTransport(app.conf.broker_consumer, app)
-        self.inputs = app.topic(*cfg.input_topics, cfg.tick_topic)
-        self.ticks = app.topic(cfg.tick_topic, partitions=cfg.partitions, internal=True)
+        self.inputs = app.topic(*cfg.input_topics)
         self.channels = {t: app.topic(name) for t, name in cfg.alert_topics.items()}
         self.channels[DEAD_LETTERS] = app.topic(cfg.dead_letter_topic)
-        self.channels[TICKS] = self.ticks
         # key_type/value_type, not only the schema: the Table derives its changelog
         # serializers from them and falls back to json, which cannot read the raw rows back.
         self.table = app.Table(
@@ -241,6 +230,11 @@ class CaseClock:
 
         return app
 
+    def _aiokafka_producer(self) -> Any:
+        """The aiokafka producer inside Faust's (started with the worker): alerts, dead
+        letters and changelog rows go to it in batches (`live.producer`)."""
+        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+
     def _credentials(self) -> Any:
         cfg = self.cfg
         ctx = cfg.ssl_context()
@@ -258,8 +252,9 @@ class CaseClock:
     # --- partitions and recovery -----------------------------------------------------------
 
     def owned_partitions(self) -> set[int]:
-        """This worker's partitions (of the tick topic, which every input is co-partitioned
-        with). Read again only when the assignor holds a new assignment: the timer asks on
+        """This worker's partitions (of the input topics, which are co-partitioned: Faust
+        assigns one partition of every input, and of the table, to the same worker). Read
+        again only when the assignor holds a new assignment: the timer asks on
         every run, and building Faust's set of every assigned topic-partition each time took
         4 % of the worker's CPU while it fired alerts (py-spy)."""
         assignment = getattr(self.app.assignor, "_assignment", None)
@@ -267,7 +262,7 @@ class CaseClock:
             self._owned = frozenset(
                 tp.partition
                 for tp in self.app.assignor.assigned_actives()
-                if tp.topic == self.cfg.tick_topic
+                if tp.topic in self.cfg.input_topics
             )
             self._owned_of = assignment
         return set(self._owned)
@@ -474,11 +469,6 @@ class CaseClock:
 
     # --- the agent -----------------------------------------------------------------------------
 
-    def _at_partition(self, partition: int) -> None:
-        """Make an event of `partition` (from the current batch) Faust's current event, so
-        that table reads, writes and changelog records go to that partition."""
-        _current_event.set(weakref.ref(self._events_at[partition]))
-
     async def _process(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
@@ -490,12 +480,9 @@ class CaseClock:
                 # at a time, and only a message that fails alone is given up, loudly.
                 log.exception("caseclock: failed on a batch of %d messages", len(events))
                 await self._one_by_one(events)
-            finally:
-                self._events_at.clear()
 
     async def _one_by_one(self, events: Sequence[Any]) -> None:
         for event in events:
-            self._events_at.clear()
             try:
                 await self._on_batch([event])
             except Exception:
@@ -505,61 +492,25 @@ class CaseClock:
                 )
 
     async def _on_batch(self, events: Sequence[Any]) -> None:
-        self._note_arrival(events)
         inputs: list[Inbound] = []
-        ticks: dict[int, list[tuple[str, int]]] = {}
-        tick_origin: dict[int, Origin] = {}
+        read = self._read
         for event in events:
             msg = event.message
-            self._events_at[msg.partition] = event
+            tp = (msg.topic, msg.partition)
+            if msg.offset > read.get(tp, -1):
+                read[tp] = msg.offset
+            value = event.value
             origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
-            if msg.topic != self.cfg.tick_topic:
-                tp = (msg.topic, msg.partition)
-                if msg.offset > self._read.get(tp, -1):
-                    self._read[tp] = msg.offset
-            if msg.topic == self.cfg.tick_topic:
-                if msg.partition not in self._served:
-                    # A tick from before the takeover: the rebuilt index holds its cases, and
-                    # the timer dispatches them again once the partition's input is read.
-                    continue
-                ticks.setdefault(msg.partition, []).extend(_tick_entries(msg.key, event.value))
-                tick_origin[msg.partition] = origin
-            else:
-                value = event.value
-                inputs.append(Inbound(origin, value if isinstance(value, bytes) else None))
-        if inputs:
+            inputs.append(Inbound(origin, value if isinstance(value, bytes) else None))
+        async with self._handling:
             await self.svc.on_inputs(inputs)
-        for p, entries in ticks.items():
-            await self.svc.on_due(p, entries, tick_origin[p])
-
-    def _note_arrival(self, events: Sequence[Any]) -> None:
-        """After a broker outage (no rebalance needed: the group may survive it), serve every
-        partition again as after a takeover: its timers wait until its input backlog is read
-        (the facts producers held during the outage), and what fell due meanwhile catches up.
-        The ticks of this batch spent the outage in the producer: they are dropped, and the
-        timer dispatches their cases again (their entries were re-armed)."""
-        now = wall_us()
-        last = self.svc.last_batch
-        sent = [
-            round(e.message.timestamp * US)
-            for e in events
-            if e.message.topic == self.cfg.tick_topic and e.message.timestamp
-        ]
-        if self.svc.batch_arrived(now, sent):
-            log.warning(
-                "caseclock: nothing arrived from the broker for %.1f s while ticks were out; "
-                "partitions %s are served again once their input is read, and catch up",
-                (now - (last or now)) / US,
-                sorted(self._served | set(self._catch_up)),
-            )
-            self._served.clear()
-            self._catch_up.clear()
+            await self.store.flush()  # before Faust may acknowledge (and commit) the batch
 
     # --- the timer -----------------------------------------------------------------------------
 
     async def _timer(self) -> None:
         """Sleep until the next deadline of the owned partitions (or until an earlier one is
-        scheduled), then dispatch every due case as ticks to its own partition."""
+        scheduled), then evaluate every due case, in batches, and emit what is due."""
         idle_s = self.cfg.tick_interval
         gauges_at = 0
         while True:
@@ -572,12 +523,9 @@ class CaseClock:
             owned = self.owned_partitions()
             served = await self._served_partitions(owned, now)
             try:
-                for p, entries in self.svc.due(now, served):
-                    for i in range(0, len(entries), TICK_CHUNK):
-                        value = orjson.dumps({"cases": entries[i : i + TICK_CHUNK]})
-                        await self.ticks.send(key=None, value=value, partition=p)
-            except Exception:  # a tick that was not sent is retried with its case
-                log.exception("caseclock: could not dispatch due cases")
+                await self._fire(now, served)
+            except Exception:  # the due cases were re-armed: they are evaluated again
+                log.exception("caseclock: could not evaluate due cases")
             now = wall_us()
             if now >= gauges_at:  # at most once per interval, however busy the timer is
                 gauges_at = now + round(idle_s * US)
@@ -595,6 +543,40 @@ class CaseClock:
             else:
                 await asyncio.sleep(0)  # a backlog: yield to the agent between runs
             self.svc.timer_target = None
+
+    async def _fire(self, now: int, served: set[int]) -> None:
+        """Evaluate what is due in the served partitions, FIRE_CHUNK cases at a time, each
+        chunk under the handling lock (the agent applies no input to a case between its
+        evaluation and the write that records its alerts)."""
+        due = self.svc.due(now, served)
+        chunk: list[tuple[int, list[tuple[str, int]]]] = []
+        size = 0
+        for p, entries in due:
+            for i in range(0, len(entries), FIRE_CHUNK):
+                part = entries[i : i + FIRE_CHUNK]
+                chunk.append((p, part))
+                size += len(part)
+                if size >= FIRE_CHUNK:
+                    await self._fire_chunk(chunk)
+                    chunk, size = [], 0
+        if chunk:
+            await self._fire_chunk(chunk)
+        if self.store.pending or due:
+            await self.store.flush()  # (also repairs changelog rows the broker did not take)
+
+    async def _fire_chunk(self, chunk: list[tuple[int, list[tuple[str, int]]]]) -> None:
+        async with self._handling:
+            cut_off = await self.svc.on_due(chunk)
+            await self.store.flush()
+        if cut_off:
+            log.warning(
+                "caseclock: alerts took %.0f s or more to be acknowledged: the broker was "
+                "away; partitions %s are served again once their input is read, and catch up",
+                self.svc.retry_us / US,
+                sorted(self._served | set(self._catch_up)),
+            )
+            self._served.clear()
+            self._catch_up.clear()
 
     async def _served_partitions(self, owned: set[int], now: int) -> set[int]:
         """The owned partitions whose timers may run.
@@ -689,19 +671,3 @@ class CaseClock:
 
 class _NotSeekedYet(Exception):
     """An input partition has no position yet: Faust has not seeked the streams."""
-
-
-def _tick_entries(key: bytes | None, value: Any) -> list[tuple[str, int]]:
-    """The (case_id, due) pairs of a tick message: {"cases": [[id, due], ...]}, or a tick of
-    an earlier version (one case: the key, {"due": ...}) still in the topic after an upgrade."""
-    if not isinstance(value, bytes):
-        return []
-    try:
-        doc = orjson.loads(value)
-        if "cases" in doc:
-            return [(str(c), int(d)) for c, d in doc["cases"]]
-        if key is not None:
-            return [(key.decode(), int(doc["due"]))]
-    except (ValueError, TypeError, KeyError):
-        log.warning("caseclock: ignoring a malformed tick: %r", value[:200])
-    return []

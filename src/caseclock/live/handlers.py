@@ -129,8 +129,10 @@ class CaseService:
         the index was rebuilt (the timer may dispatch before Faust resumes the streams, so the
         dispatch time is too early). What fell due before then catches up."""
         self.retry_us = max(5 * US, round(5 * cfg.tick_interval * US))
-        self.last_batch: int | None = None
-        """When the latest batch from the broker arrived (see `batch_arrived`)."""
+        self.skew_us = round(cfg.input_skew * US)
+        """How long a deadline already past when a fact is applied waits (CASECLOCK_INPUT_SKEW):
+        a case's facts come on several topics, consumed independently, so the note that
+        acknowledged a case may be read a batch after the case-opened that made it due."""
         self.timer_target: int | None = None
         """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
         self.wake: Callable[[], None] = lambda: None
@@ -229,7 +231,10 @@ class CaseService:
                     self._consumed[ev.type] += 1
                 self._observe_new_facts(state, was_open, was_acked)
                 self.store.put(p, key, row)
-                self._schedule(p, state.case_id, self._wake_at(state, now))
+                wake = self._wake_at(state, now)
+                if wake is not None:  # a deadline now past waits for the other topics' facts
+                    wake = max(wake, now + self.skew_us)
+                self._schedule(p, state.case_id, wake)
         if state is not None:
             self._count(p, state, +1)
         return rejected
@@ -291,26 +296,21 @@ class CaseService:
 
     # --- timers ----------------------------------------------------------------------------
 
-    def batch_arrived(self, now: int, ticks_sent: Iterable[int] = ()) -> bool:
-        """Note that a batch came from the broker, with ticks this worker (or the partition's
-        previous owner) sent at `ticks_sent`; returns whether the worker had been cut off.
+    def cut_off(self, now: int, handed_over: int) -> bool:
+        """Whether alerts handed to the producer at `handed_over` and acknowledged only `now`
+        mean the worker was cut off from the broker; if so, what fell due meanwhile catches up.
 
-        Cut off means a tick was out for at least the lost-tick retry delay with nothing at
-        all arriving meanwhile: a broker outage (or a worker that could not consume), not a
-        backlog, since a backlog keeps batches coming. The tick is one of this batch, or one
-        dispatched and not yet back: the first batch after an outage may well hold only
-        input the upstream producers kept through it, the held tick coming in a later batch.
-        Such a tick was held by the producer while the partitions went unserved, so it is no
-        timer that fell behind: what fell due meanwhile catches up, as after a takeover
-        (section 3.7). Every partition's catch-up boundary is stamped again by its next batch
-        of due cases; the adapter holds their timers until their input is read again, as
-        after a takeover."""
-        last, self.last_batch = self.last_batch, now
-        if last is None or now - last < self.retry_us:
-            return False  # (a first batch: every partition is newly served anyway)
-        out = min((first for first, _ in self.inflight.values()), default=None)
-        oldest = min((t for t in (*ticks_sent, out) if t is not None), default=None)
-        if oldest is None or now - max(oldest, last) < self.retry_us:
+        Cut off means the acknowledgements took at least the retry delay, max(5 s, 5 x
+        CASECLOCK_TICK_INTERVAL): a broker outage (the producer holds records and retries
+        while the broker is away), not a busy broker. Upstream producers held their facts
+        through it too, so evaluating what fell due meanwhile before those facts are read
+        would fire alerts they cancel (an acknowledgement given during the outage). The
+        alerts already handed over went out (they cannot be called back); for everything
+        else the outage is downtime, not a timer that fell behind (section 3.7): every
+        partition's catch-up boundary is stamped again by its next batch of due cases, and
+        the adapter holds their timers until their input is read again, as after a takeover.
+        """
+        if now - handed_over < self.retry_us:
             return False
         self.rebuilt_at.clear()
         return True
@@ -344,22 +344,69 @@ class CaseService:
         heads = [i.peek() for p in owned if (i := self.indexes.get(p)) is not None]
         return min((h for h in heads if h is not None), default=None)
 
-    async def on_due(
-        self, partition: int, entries: Sequence[tuple[str, int]], origin: Origin
-    ) -> None:
-        """Evaluate a batch of due cases of one partition and emit what is due.
+    async def on_due(self, due: Sequence[tuple[int, Sequence[tuple[str, int]]]]) -> bool:
+        """Evaluate batches of due cases, [(partition, [(case_id, due), ...])], and emit what
+        is due; returns whether the worker turned out to be cut off from the broker
+        (`cut_off`).
 
         A case is evaluated as of max(its deadline, when it was learned or recomputed), capped
         at now, and its alerts stamped with now: a timer that fell behind emits every point
         it owes (a warning stays a warning), while a case learned or rebuilt after its
-        deadlines catches up (only the latest breach of a clock)."""
+        deadlines catches up (only the latest breach of a clock). Every alert of the call is
+        handed to the producer, chunk by chunk as the cases are evaluated, before any
+        acknowledgement is awaited; the states that record the alerts are written only once
+        all are acknowledged (at-least-once)."""
         now = self.clock()
+        evaluated: list[tuple[int, _Loaded, list[Alert]]] = []
+        sends: list[tuple[int, _Loaded, Alert]] = []
+        records: list[tuple[str, bytes | None, bytes]] = []
+        acks: list[Awaitable[object]] = []
+        handed_over = now
+        for partition, entries in due:
+            chunk = self._evaluate(partition, entries, now)
+            evaluated.extend(chunk)
+            new = [(partition, loaded, a) for _, loaded, alerts in chunk for a in alerts]
+            if new:  # hand this partition's alerts over before evaluating the next one
+                fresh = [(a.type, loaded.key, a.to_json()) for _, loaded, a in new]
+                sends.extend(new)
+                records.extend(fresh)
+                acks.extend(await self._hand_over(fresh))
+        failures = await self._settle(records, acks)
+        cut_off = self.cut_off(self.clock(), handed_over) if sends else False
+        undeliverable: list[tuple[Rejected, Origin, bytes]] = []
+        for (partition, loaded, a), record, failure in zip(sends, records, failures, strict=True):
+            if failure is not None:
+                detail = f"{a.type} {a.stage} {a.alert_id}: {type(failure).__name__}: {failure}"
+                never_written = Origin(self.cfg.alert_topics[a.type], partition, -1, loaded.key)
+                undeliverable.append(
+                    (Rejected("alert-undeliverable", detail), never_written, record[2])
+                )
+                self.summary.add("undeliverable")
+                continue  # counts as emitted: one refused record must not stop the clock
+            self._alert_sent(a, loaded.touched)
+        await self._dead_letter_all(undeliverable)
+        for partition, loaded, alerts in evaluated:
+            state = loaded.state
+            if alerts:  # only now: the alerts it records are acknowledged
+                row = encode_row(state, partition, loaded.touched)
+                if len(row) <= self.cfg.max_state_bytes:  # evaluation never grows a state
+                    self.store.put(partition, loaded.key, row)
+            self._count(partition, state, +1)
+            self._schedule(partition, state.case_id, self._wake_at(state, loaded.touched))
+        for partition, _ in due:
+            self._publish_counts(partition)
+        return cut_off
+
+    def _evaluate(
+        self, partition: int, entries: Sequence[tuple[str, int]], now: int
+    ) -> list[tuple[int, _Loaded, list[Alert]]]:
+        """Load and evaluate the due cases of one partition (purging expired ones)."""
         rebuilt = self.rebuilt_at.setdefault(partition, now)
         idx = self._index(partition)
-        evaluated: list[tuple[_Loaded, list[Alert]]] = []
-        # A case can be in a batch several times (a retried dispatch, ticks re-delivered after
-        # a restart): it is evaluated once, as of its earliest deadline, since its row is only
-        # written after the batch's alerts are acknowledged.
+        evaluated: list[tuple[int, _Loaded, list[Alert]]] = []
+        # A case can be in a batch several times (a retried dispatch): it is evaluated once,
+        # as of its earliest deadline, since its row is only written after the batch's alerts
+        # are acknowledged.
         earliest: dict[str, int] = {}
         for case_id, at in entries:
             if case_id not in earliest or at < earliest[case_id]:
@@ -384,35 +431,13 @@ class CaseService:
                     continue
                 as_of = min(now, max(at, loaded.touched, rebuilt))
                 alerts = self.engine.evaluate(state, as_of, fired_at=now)
-                evaluated.append((loaded, alerts))
+                evaluated.append((partition, loaded, alerts))
                 self.metrics.tick("fired" if alerts else "stale")
             except Exception:  # the re-armed retry brings this case back
                 log.exception("caseclock: failed to evaluate case %r", case_id)
                 if counted_out:
                     self._count_stored(partition, key)
-        sends = [(loaded, a) for loaded, alerts in evaluated for a in alerts]
-        failures = await self._deliver_all(
-            [(a.type, loaded.key, a.to_json()) for loaded, a in sends]
-        )
-        undeliverable: list[tuple[Rejected, Origin, bytes]] = []
-        for (loaded, a), failure in zip(sends, failures, strict=True):
-            if failure is not None:
-                detail = f"{a.type} {a.stage} {a.alert_id}: {type(failure).__name__}: {failure}"
-                tick = Origin(origin.topic, origin.partition, origin.offset, loaded.key)
-                undeliverable.append((Rejected("alert-undeliverable", detail), tick, a.to_json()))
-                self.summary.add("undeliverable")
-                continue  # counts as emitted: one refused record must not stop the clock
-            self._alert_sent(a, loaded.touched)
-        await self._dead_letter_all(undeliverable)
-        for loaded, alerts in evaluated:
-            state = loaded.state
-            if alerts:  # only now: the alerts it records are acknowledged
-                row = encode_row(state, partition, loaded.touched)
-                if len(row) <= self.cfg.max_state_bytes:  # evaluation never grows a state
-                    self.store.put(partition, loaded.key, row)
-            self._count(partition, state, +1)
-            self._schedule(partition, state.case_id, self._wake_at(state, loaded.touched))
-        self._publish_counts(partition)
+        return evaluated
 
     def _alert_sent(self, a: Alert, touched: int) -> None:
         """Metrics of an acknowledged alert. Lateness is measured from max(due, when the case's
@@ -447,20 +472,30 @@ class CaseService:
     async def _deliver_all(
         self, records: Sequence[tuple[str, bytes | None, bytes]]
     ) -> list[BaseException | None]:
-        """Send every record, then wait for all acknowledgements; resend those that failed
-        transiently until they succeed. Returns, per record, None or its permanent failure."""
+        """Send every record, then wait for all acknowledgements (`_settle`)."""
+        return await self._settle(records, await self._hand_over(records))
+
+    async def _hand_over(
+        self, records: Sequence[tuple[str, bytes | None, bytes]]
+    ) -> list[Awaitable[object]]:
+        """Hand records to the producer; per record, the awaitable of its acknowledgement."""
+        try:
+            return await self.outbox.send_all(records)
+        except Exception as exc:
+            return [_raise(exc) for _ in records]
+
+    async def _settle(
+        self,
+        records: Sequence[tuple[str, bytes | None, bytes]],
+        acks: Sequence[Awaitable[object]],
+    ) -> list[BaseException | None]:
+        """Wait for the acknowledgements of records handed over, all at once; resend those
+        that failed transiently until they succeed. Returns, per record, None or its
+        permanent failure."""
         result: list[BaseException | None] = [None] * len(records)
         todo = list(range(len(records)))
         attempt = 0
         while todo:
-            acks: list[Awaitable[object]] = []
-            for i in todo:  # hand every record to the producer first...
-                channel, key, value = records[i]
-                try:
-                    acks.append(await self.outbox.send(channel, key, value))
-                except Exception as exc:
-                    acks.append(_raise(exc))
-            # ...then wait for the acknowledgements, all at once.
             outcomes = await asyncio.gather(*acks, return_exceptions=True)
             retry = []
             for i, outcome in zip(todo, outcomes, strict=True):
@@ -477,6 +512,7 @@ class CaseService:
                 attempt += 1
                 log.warning("caseclock: broker unavailable, %d sends retried", len(todo))
                 await self._sleep(wait)  # type: ignore[misc]
+                acks = await self._hand_over([records[i] for i in todo])
         return result
 
     async def _dead_letter_all(self, rejected: Sequence[tuple[Rejected, Origin, bytes]]) -> None:

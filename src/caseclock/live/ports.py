@@ -8,7 +8,7 @@ tested without a broker, and lets another runtime drive the same handlers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,15 +36,16 @@ class CaseStore(Protocol):
 
 
 class Outbox(Protocol):
-    """Where records go: alerts by type, dead letters, ticks.
+    """Where records go: alerts by type and dead letters, as (channel, key, value).
 
-    `send` hands the record to the producer and returns an awaitable that completes when the
-    broker acknowledged it (or raises why not). Handlers send a whole batch first and then
-    wait, so a batch costs one round trip, not one per record."""
+    `send_all` hands every record to the producer, in order, and returns per record an
+    awaitable that completes when the broker acknowledged it (or raises why not); records
+    produced in one batch share one. Handlers hand a whole batch over and then wait, so a
+    batch costs one round trip, not one per record."""
 
-    async def send(
-        self, channel: str, key: bytes | None, value: bytes, partition: int | None = None
-    ) -> Awaitable[object]: ...
+    async def send_all(
+        self, records: Sequence[tuple[str, bytes | None, bytes]]
+    ) -> list[Awaitable[object]]: ...
 
 
 Clock = Callable[[], int]
@@ -52,7 +53,6 @@ Clock = Callable[[], int]
 
 ALERT_CHANNELS = ("ack-due", "update-due", "elevate-to-l2")
 DEAD_LETTERS = "dead-letters"
-TICKS = "ticks"
 
 
 @dataclass(frozen=True, slots=True)

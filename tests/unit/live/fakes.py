@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -47,17 +47,23 @@ class FakeOutbox:
     sent before any acknowledgement is waited for."""
 
     fail: Callable[[str, bytes | None, bytes], BaseException | None] = lambda c, k, v: None
+    on_ack: Callable[[str, bytes | None, bytes], None] = lambda c, k, v: None
+    """Called as a record's acknowledgement is awaited (a test can move its clock there)."""
     sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
 
-    async def send(
-        self, channel: str, key: bytes | None, value: bytes, partition: int | None = None
-    ) -> Awaitable[object]:
+    async def send_all(
+        self, records: Sequence[tuple[str, bytes | None, bytes]]
+    ) -> list[Awaitable[object]]:
+        return [self._send(channel, key, value) for channel, key, value in records]
+
+    def _send(self, channel: str, key: bytes | None, value: bytes) -> Awaitable[object]:
         self.log.append(("send", channel))
         error = self.fail(channel, key, value)
 
         async def ack() -> object:
             self.log.append(("ack", channel))
+            self.on_ack(channel, key, value)
             if error is not None:
                 raise error
             self.sent.append((channel, key, value))
@@ -83,7 +89,8 @@ def service(
     env: dict[str, str] | None = None,
     outbox: FakeOutbox | None = None,
 ) -> tuple[CaseService, FakeStore, FakeOutbox, FakeClock]:
-    cfg = Config.from_env(env or {})
+    # No input skew unless a test asks: most tests apply facts and evaluate at one instant.
+    cfg = Config.from_env({"CASECLOCK_INPUT_SKEW": "0", **(env or {})})
     pol = policy or load_policy()
     metrics = Metrics(CollectorRegistry())
     store, box, clock = FakeStore(), outbox or FakeOutbox(), FakeClock(now)

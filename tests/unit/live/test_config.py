@@ -27,7 +27,6 @@ def test_defaults_are_the_documented_ones() -> None:
         "update-due": "update-due",
         "elevate-to-l2": "elevate-to-l2",
     }
-    assert cfg.tick_topic == "caseclock-ticks"
     assert cfg.web_host == "127.0.0.1"  # metrics bind to loopback unless configured
     assert cfg.retention_us == 7 * 86400 * 10**6
     assert cfg.store == "rocksdb://" and cfg.partitions == 8

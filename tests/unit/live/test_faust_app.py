@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
 import pytest
 
 from caseclock.core.policy import load_policy
 from caseclock.live.config import Config
-from caseclock.live.faust_app import CaseClock, _NotSeekedYet, _tick_entries
+from caseclock.live.faust_app import CaseClock, _NotSeekedYet
 
 
 def test_the_start_up_recovery_is_watched() -> None:
@@ -54,36 +52,35 @@ async def test_revocation_drops_this_workers_partition_gauges_at_once() -> None:
     assert not svc.ready and svc.watch.recovering
 
 
-def test_tick_messages_of_this_and_the_previous_version_are_read() -> None:
-    batch = orjson.dumps({"cases": [["A", 5], ["B", 7]]})
-    assert _tick_entries(None, batch) == [("A", 5), ("B", 7)]
-    assert _tick_entries(b"C", orjson.dumps({"due": 9})) == [("C", 9)]  # before batching
-    assert _tick_entries(None, b"not json") == []
-    assert _tick_entries(None, orjson.dumps({"due": 9})) == []  # old shape needs its key
-
-
-def test_ticks_held_through_a_broker_outage_make_every_partition_wait_for_its_input() -> None:
-    """A batch whose ticks were out for the lost-tick retry delay with nothing arriving (a
+async def test_alerts_held_through_a_broker_outage_make_every_partition_wait_for_its_input() -> (
+    None
+):
+    """A chunk of due cases whose alerts were acknowledged only after the retry delay (a
     broker outage the group survived): every partition is served again as after a takeover,
-    and the batch's ticks are not evaluated."""
+    once its input is read; a chunk acknowledged at once changes nothing."""
     cc = CaseClock(Config.from_env({}), load_policy())
-    now = time.time_ns() // 1000
-    cc.svc.last_batch = now - 60 * 10**6
+    outcomes = iter([True, False])
+
+    async def on_due(due: Any) -> bool:
+        return next(outcomes)
+
+    async def flush() -> None:
+        return None
+
+    cc.svc.on_due = on_due  # type: ignore[method-assign]
+    cc.store.flush = flush  # type: ignore[method-assign]
     cc._served = {0, 1}
-    tick = SimpleNamespace(
-        message=SimpleNamespace(topic=cc.cfg.tick_topic, timestamp=(now - 59 * 10**6) / 1e6)
-    )
-    cc._note_arrival([tick])
+    await cc._fire_chunk([(0, [("A", 1)])])
     assert cc._served == set()
 
-    cc._served = {0, 1}  # the next batch comes right after: nothing to catch up
-    cc._note_arrival([tick])
+    cc._served = {0, 1}
+    await cc._fire_chunk([(0, [("A", 1)])])
     assert cc._served == {0, 1}
 
 
 def test_owned_partitions_are_read_again_only_for_a_new_assignment() -> None:
     cc = CaseClock(Config.from_env({}), load_policy())
-    tick = cc.cfg.tick_topic
+    tick = cc.cfg.input_topics[0]
     calls = []
 
     class Assignor:
@@ -95,7 +92,7 @@ def test_owned_partitions_are_read_again_only_for_a_new_assignment() -> None:
             calls.append(1)
             return [SimpleNamespace(topic=t, partition=p) for t, p in self.actives]
 
-    assignor = Assignor({(tick, 0), (tick, 2), ("case-opened", 5)})
+    assignor = Assignor({(tick, 0), (tick, 2), ("caseclock-cases-changelog", 5)})
     cc.app.assignor = assignor  # type: ignore[assignment]
     assert cc.owned_partitions() == {0, 2}
     assert cc.owned_partitions() == {0, 2} and len(calls) == 1

@@ -13,7 +13,6 @@ from tests.unit.live.fakes import FakeClock, FakeOutbox, inbound, service
 
 H = 3600 * 10**6
 S = 10**6
-TICK = Origin("caseclock-ticks", 0, 7, None)
 
 
 def sample(svc: object, name: str, labels: dict[str, str] | None = None) -> float:
@@ -38,7 +37,7 @@ async def test_a_due_batch_is_sent_before_any_acknowledgement_is_awaited() -> No
     puts = store.puts
     clock.now = to_us(T0) + 60 * S  # the three elevations (due at opening) are due
     [(p, entries)] = svc.due(clock.now, [0])
-    await svc.on_due(p, entries, TICK)
+    await svc.on_due([(p, entries)])
     sends = [i for i, (what, _) in enumerate(box.log) if what == "send"]
     acks = [i for i, (what, _) in enumerate(box.log) if what == "ack"]
     assert len(sends) == 3 and max(sends) < min(acks)
@@ -52,11 +51,10 @@ async def test_a_timer_that_fell_behind_still_sends_the_warning() -> None:
     svc, _, box, clock = service(to_us(T0))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
     for p, entries in svc.due(clock.now, [0]):  # the timer serves the partition from T0 on
-        await svc.on_due(p, entries, TICK)
+        await svc.on_due([(p, entries)])
     clock.now = to_us(T0) + 2 * H  # ...and then falls two hours behind
     for _ in range(3):
-        for p, entries in svc.due(clock.now, [0]):
-            await svc.on_due(p, entries, TICK)
+        await svc.on_due(svc.due(clock.now, [0]))
     acks = box.records("ack-due")
     assert [(a["stage"], a["catch_up"]) for a in acks] == [("warning", False), ("breach", False)]
 
@@ -64,10 +62,29 @@ async def test_a_timer_that_fell_behind_still_sends_the_warning() -> None:
 async def test_a_case_learned_after_its_deadlines_catches_up() -> None:
     svc, _, box, clock = service(to_us(T0) + 2 * H)  # the case arrives 2 h after it opened
     await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    await svc.on_due(svc.due(clock.now, [0]))
     acks = box.records("ack-due")
     assert [(a["stage"], a["catch_up"]) for a in acks] == [("breach", True)]
+
+
+async def test_a_deadline_past_when_learned_waits_for_the_other_topics_facts() -> None:
+    """The case-opened comes 2 h late, and its acknowledging note is on another topic, read
+    in the next batch: the past-due ack clock is evaluated only CASECLOCK_INPUT_SKEW after the
+    case was learned, so the note is applied first and nothing fires."""
+    svc, _, box, clock = service(to_us(T0) + 2 * H, env={"CASECLOCK_INPUT_SKEW": "0.25"})
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    assert svc.due(clock.now, [0]) == []  # not yet
+    clock.now += 20_000  # 20 ms later: the note's batch
+    await svc.on_inputs([inbound(note("A", 0.01))])
+    clock.now += 300_000
+    await svc.on_due(svc.due(clock.now, [0]))
+    assert box.records("ack-due") == []
+    # Without the note, the clock fires once the skew has passed.
+    await svc.on_inputs([inbound(opened("B", 0, 1))])
+    assert svc.due(clock.now, [0]) == []
+    clock.now += 250_000
+    await svc.on_due(svc.due(clock.now, [0]))
+    assert [a["case_id"] for a in box.records("ack-due")] == ["B"]
 
 
 async def test_a_rebuilt_partition_catches_up_what_fell_due_before() -> None:
@@ -77,8 +94,7 @@ async def test_a_rebuilt_partition_catches_up_what_fell_due_before() -> None:
     svc.begin_rebuild([0])
     assert sum(svc.index_row(row) for row in store.rows.values()) == 1
     svc.finish_rebuild()
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    await svc.on_due(svc.due(clock.now, [0]))
     assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
 
 
@@ -98,10 +114,10 @@ async def test_an_alert_refused_for_good_is_dead_lettered_and_counts_as_emitted(
 
     svc, store, box, clock = service(to_us(T0), outbox=FakeOutbox(fail=refuse_elevations))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    await svc.on_due(svc.due(clock.now, [0]))
     [dl] = box.records(DEAD_LETTERS)
-    assert dl["reason"] == "alert-undeliverable" and dl["offset"] == TICK.offset
+    assert dl["reason"] == "alert-undeliverable" and dl["offset"] == -1  # never written
+    assert dl["topic"] == svc.cfg.alert_topics["elevate-to-l2"] and dl["partition"] == 0
     assert "MessageSizeTooLargeError" in str(dl["detail"])
     # Recorded as emitted: the case's next deadline is its ack warning, not the elevation.
     row = store.get(0, b"A")
@@ -117,8 +133,7 @@ async def test_transient_send_failures_are_retried_until_they_succeed() -> None:
 
     svc, _, box, clock = service(to_us(T0), outbox=FakeOutbox(fail=flaky))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    await svc.on_due(svc.due(clock.now, [0]))
     assert [a["type"] for a in box.records("elevate-to-l2")] == ["elevate-to-l2"]
     assert box.records(DEAD_LETTERS) == []
 
@@ -169,8 +184,7 @@ async def test_acknowledgement_outcomes_are_counted_once_per_case() -> None:
     await svc.on_inputs([inbound(opened("C", 0, 1))])
     clock.now = to_us(T0) + 2 * H
     for _ in range(3):
-        for p, entries in svc.due(clock.now, [0]):
-            await svc.on_due(p, entries, TICK)
+        await svc.on_due(svc.due(clock.now, [0]))
     assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 2)
     await svc.on_inputs([inbound(note("C", 3))])
     assert (acks(svc, "in_time"), acks(svc, "late")) == (1, 2)
@@ -200,7 +214,7 @@ async def test_a_case_twice_in_a_due_batch_is_evaluated_once() -> None:
     await svc.on_inputs([inbound(opened("A", 0, 1))])
     clock.now = to_us(T0) + 60 * S
     [(p, entries)] = svc.due(clock.now, [0])
-    await svc.on_due(p, entries * 3, TICK)
+    await svc.on_due([(p, entries * 3)])
     assert [a["case_id"] for a in box.records("elevate-to-l2")] == ["A"]
 
 
@@ -229,13 +243,13 @@ async def test_a_retried_dispatch_carries_the_original_deadline() -> None:
     svc, _, box, clock = service(to_us(T0))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
     for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)  # the elevation; the ack warning is next (45 min)
+        await svc.on_due([(p, entries)])  # the elevation; the ack warning is next (45 min)
     clock.now = to_us(T0) + 2 * H
     [(_, first)] = svc.due(clock.now, [0])  # dispatched... and lost
     clock.now += svc.retry_us
     [(p, retried)] = svc.due(clock.now, [0])
     assert retried == first == [("A", to_us(T0) + round(0.75 * H))]
-    await svc.on_due(p, retried, TICK)
+    await svc.on_due([(p, retried)])
     assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("warning", False)]
 
 
@@ -249,76 +263,51 @@ async def test_a_failed_evaluation_leaves_the_gauges_as_they_were() -> None:
         raise RuntimeError("boom")
 
     svc.engine.evaluate = broken  # type: ignore[method-assign,assignment]
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    await svc.on_due(svc.due(clock.now, [0]))
     assert sample(svc, "caseclock_open_cases", labels) == 1
 
 
-async def _serving_a_p1_case() -> tuple[CaseService, FakeOutbox, FakeClock]:
+async def _serving_a_p1_case(
+    box: FakeOutbox | None = None,
+) -> tuple[CaseService, FakeOutbox, FakeClock]:
     """A service serving partition 0 with one P1 case open, its elevation sent."""
-    svc, _, box, clock = service(to_us(T0))
-    svc.batch_arrived(clock.now)
+    svc, _, box, clock = service(to_us(T0), outbox=box)
     await svc.on_inputs([inbound(opened("A", 0, 1))])
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
+    assert not await svc.on_due(svc.due(clock.now, [0]))
     return svc, box, clock
 
 
-async def test_a_tick_held_through_a_broker_outage_catches_up() -> None:
-    """The broker goes down as the ack warning (45 min) falls due: its tick waits in the
-    producer, nothing arrives, the group survives (no rebalance, no rebuild). When the broker
-    is back the breach (1 h) is past due too: the outage is downtime, not a timer that fell
-    behind, so only the breach goes out, as catch-up (not the warning and then the breach)."""
-    svc, box, clock = await _serving_a_p1_case()  # the elevation went out
-    clock.now = to_us(T0) + round(0.75 * H)
-    [(_, held)] = svc.due(clock.now, [0])  # the warning's tick, held by the producer...
-    sent = clock.now
-    clock.now += 20 * 60 * S  # ...for a 20-minute outage
-    assert svc.batch_arrived(clock.now, [sent])
-    # The adapter drops the held ticks and serves the partition again once its input is read:
-    # the timer dispatches the case again (it was re-armed), still for the warning's deadline.
-    [(p, again)] = svc.due(clock.now, [0])
-    assert again == held
-    await svc.on_due(p, again, TICK)
+async def test_alerts_held_through_a_broker_outage_make_what_follows_catch_up() -> None:
+    """The broker goes down as the P1's elevation (due at opening) is sent: it waits in the
+    producer through a 2-hour outage, the group survives (no rebalance, no rebuild). The
+    elevation went out (late). When the broker is back the ack warning (45 min) and breach
+    (1 h) are both past: the outage is downtime, not a timer that fell behind, so only the
+    breach goes out, as catch-up (not the warning and then the breach)."""
+    clocks: list[FakeClock] = []
+
+    def outage(channel: str, key: bytes | None, value: bytes) -> None:
+        if channel == "elevate-to-l2":
+            clocks[0].now += 2 * H  # acknowledged only once the broker is back
+
+    svc, _, box, clock = service(to_us(T0), outbox=FakeOutbox(on_ack=outage))
+    clocks.append(clock)
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    assert await svc.on_due(svc.due(clock.now, [0]))  # cut off
+    # The adapter serves the partition again once its input is read; then the clock's due.
+    assert not await svc.on_due(svc.due(clock.now, [0]))
+    assert len(box.records("elevate-to-l2")) == 1
     assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
 
 
-async def test_an_outage_is_seen_on_the_first_batch_after_it_even_without_the_held_tick() -> None:
-    """The broker came back and the first batch holds input the upstream producers kept
-    through the outage; the warning's tick, still out, comes in a later batch (and is dropped
-    by the adapter): the outage is seen on the input batch, and the breach catches up."""
-    svc, box, clock = await _serving_a_p1_case()
-    clock.now = to_us(T0) + round(0.75 * H)
-    [(_, held)] = svc.due(clock.now, [0])  # the warning's tick, held by the producer
-    clock.now += 20 * 60 * S
-    assert svc.batch_arrived(clock.now)  # input only
-    clock.now += S
-    assert not svc.batch_arrived(clock.now, [clock.now - 20 * 60 * S - S])  # the tick: no news
-    [(p, again)] = svc.due(clock.now, [0])
-    assert again == held
-    await svc.on_due(p, again, TICK)
-    assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
+async def test_acknowledgements_within_the_retry_delay_are_no_outage() -> None:
+    slow: list[FakeClock] = []
 
+    def busy(channel: str, key: bytes | None, value: bytes) -> None:
+        slow[0].now += S  # a busy broker: a second per acknowledgement, under the 5 s delay
 
-async def test_a_quiet_stretch_with_no_tick_out_is_no_outage() -> None:
-    svc, _box, clock = await _serving_a_p1_case()
-    clock.now += 10 * 60 * S  # nothing due, nothing arriving
-    assert not svc.batch_arrived(clock.now)
-
-
-async def test_a_tick_delayed_behind_a_backlog_is_no_outage() -> None:
-    """The same tick delayed as long behind a backlog (batches keep arriving) is a timer that
-    fell behind: the warning goes out as itself, then the breach."""
-    svc, box, clock = await _serving_a_p1_case()
-    clock.now = to_us(T0) + round(0.75 * H)
-    [(p, held)] = svc.due(clock.now, [0])
-    sent = clock.now
-    for _ in range(20 * 60):  # a batch a second for 20 minutes
-        clock.now += S
-        assert not svc.batch_arrived(clock.now)
-    assert not svc.batch_arrived(clock.now, [sent])
-    await svc.on_due(p, held, TICK)
-    for p, entries in svc.due(clock.now, [0]):
-        await svc.on_due(p, entries, TICK)
-    acks = box.records("ack-due")
-    assert [(a["stage"], a["catch_up"]) for a in acks] == [("warning", False), ("breach", False)]
+    svc, _, clock = await _serving_a_p1_case(FakeOutbox(on_ack=busy))
+    slow.append(clock)
+    clock.now = to_us(T0) + 2 * H  # warning and breach both due: a timer that fell behind
+    assert not await svc.on_due(svc.due(clock.now, [0]))
+    assert not svc.cut_off(clock.now, clock.now - 4 * S)
+    assert svc.cut_off(clock.now, clock.now - 5 * S)

@@ -1,0 +1,159 @@
+"""The CaseStore port over the local store of Faust's `cases` table, its changelog in batches.
+
+Faust's table writes a row by way of its current event (the partition of a write is the
+partition of the message being processed) and sends one changelog record per write through
+its per-record producer machinery, then records the changelog offset in RocksDB once per
+record. Both cost: the table's write path was about a fifth of the worker's CPU during ingest
+(bench/results/live-ingest-profile-2026-12-01.txt). And both tie writes to a stream, which
+the timer is not.
+
+This store keeps Faust's table for what it is good at (the data directory, recovery from the
+changelog, standby bookkeeping, iteration for the index rebuild) and writes past it: a row goes
+straight to the partition's RocksDB database (or the memory store's dict), and its changelog
+record is kept until `flush`, which hands every pending record to the producer in batches
+(`live.producer.BatchProducer`) and, when a batch is acknowledged, stores its last changelog
+offset once (what Faust's recovery starts from when the data directory is kept). The adapter
+flushes after every handler call, before the batch's input offsets can be acknowledged, so
+Faust's flush of the producer before a commit still covers every changelog record.
+
+A changelog batch the broker does not take (after the producer's own retries) is repaired:
+the current rows of its keys, not the old values, are sent again at the next flush, so a
+repair can never put an older row after a newer one. Rows of a partition no longer owned are
+not repaired (the new owner's row may be newer); that is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from caseclock.live.producer import BatchProducer, Record, last_offset, on_done
+
+log = logging.getLogger("caseclock")
+
+
+class TableStore:
+    """Rows of the `cases` table by partition and key; changelog records produced in batches."""
+
+    def __init__(
+        self, table: Any, producer: BatchProducer, owned: Callable[[], Iterable[int]]
+    ) -> None:
+        self._table = table
+        self._producer = producer
+        self._owned = owned
+        self._pending: list[Record] = []
+        """Changelog records written and not yet handed to the producer, in write order."""
+        self._repair: set[tuple[int, bytes]] = set()
+        """(partition, key) whose changelog record the broker did not take."""
+
+    @property
+    def _store(self) -> Any:
+        return self._table.data
+
+    @property
+    def _rocks(self) -> bool:
+        return hasattr(self._store, "_db_for_partition")
+
+    @property
+    def topic(self) -> str:
+        name: str = self._table.changelog_topic.get_topic_name()
+        return name
+
+    @property
+    def pending(self) -> bool:
+        """Whether changelog records wait to be handed to the producer."""
+        return bool(self._pending or self._repair)
+
+    def take_pending(self) -> list[Record]:
+        """The changelog records not yet handed to the producer, oldest first (and takes
+        them): repairs first, then what was written since the last flush."""
+        if self._repair:
+            self._pending[:0] = self._repairs()
+        records, self._pending = self._pending, []
+        return records
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        store = self._store
+        if self._rocks:
+            row: bytes | None = store._db_for_partition(partition).get(key)
+            return row
+        found: bytes | None = store.data.get(key)
+        return found
+
+    def put(self, partition: int, key: bytes, row: bytes) -> None:
+        self._write(partition, key, row)
+        self._pending.append(Record(self.topic, key, row, partition))
+
+    def delete(self, partition: int, key: bytes) -> None:
+        self._write(partition, key, None)
+        self._pending.append(Record(self.topic, key, None, partition))
+
+    def _write(self, partition: int, key: bytes, row: bytes | None) -> None:
+        store = self._store
+        if self._rocks:
+            db = store._db_for_partition(partition)
+            if row is None:
+                db.delete(key)
+            else:
+                db.put(key, row)
+        elif row is None:
+            store.data.pop(key, None)
+            store._key_partition.pop(key, None)
+        else:
+            store.data[key] = row
+            store._key_partition[key] = partition  # what Faust drops on revocation
+
+    async def flush(self) -> None:
+        """Hand the pending changelog records (and repairs) to the producer, in batches."""
+        records = self.take_pending()
+        if not records:
+            return
+        try:
+            acks = await self._producer.send(records)
+        except Exception as exc:  # (metadata unavailable): every row is repaired next time
+            log.warning("caseclock: could not hand %d changelog rows over: %s", len(records), exc)
+            self._repair.update((r.partition or 0, r.key or b"") for r in records)
+            return
+        batches: dict[int, tuple[Any, list[Record]]] = {}
+        for r, ack in zip(records, acks, strict=True):
+            batches.setdefault(id(ack), (ack, []))[1].append(r)
+        for ack, members in batches.values():
+            on_done(ack, functools.partial(self._acknowledged, members=members))
+
+    def _repairs(self) -> list[Record]:
+        owned = set(self._owned())
+        out = []
+        for p, key in sorted(self._repair):
+            if p in owned:
+                out.append(Record(self.topic, key, self.get(p, key), p))
+            else:
+                log.error(
+                    "caseclock: the changelog may miss the latest row of %r: partition %s is "
+                    "no longer this worker's",
+                    key,
+                    p,
+                )
+        self._repair.clear()
+        return out
+
+    def _acknowledged(self, fut: asyncio.Future[Any], *, members: list[Record]) -> None:
+        p = members[0].partition or 0
+        if fut.cancelled() or fut.exception() is not None:
+            exc = None if fut.cancelled() else fut.exception()
+            log.warning(
+                "caseclock: %d changelog rows of partition %s not taken (%s); sent again",
+                len(members),
+                p,
+                exc,
+            )
+            self._repair.update((p, r.key or b"") for r in members)
+            return
+        if self._rocks:
+            from faust.types import TP
+
+            self._store.set_persisted_offset(
+                TP(self.topic, p), last_offset(fut.result(), len(members))
+            )
