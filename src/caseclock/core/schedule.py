@@ -45,6 +45,11 @@ class DeadlineIndex:
     def remove(self, key: str) -> None:
         self.schedule(key, None)
 
+    def due_of(self, key: str) -> int | None:
+        """The key's deadline, or None when it has none."""
+        entry = self._live.get(key)
+        return None if entry is None else entry[0]
+
     def peek(self) -> int | None:
         """The earliest live deadline, or None when empty."""
         self._skip_stale()

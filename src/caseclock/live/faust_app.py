@@ -2,18 +2,18 @@
 
 This module wires; the handlers decide. Shape (docs/architecture.md has the whole picture):
 
-* One agent consumes the input topics *and* an internal tick topic, co-partitioned by case_id,
-  in batches (`stream.take_events`). It is the only writer of the `cases` table, so every state
-  change happens inside the stream, in partition order, with the changelog written by Faust.
-* The table is reached through the `CaseStore` port. Faust's table (and its RocksDB store) take
-  the partition of a write from the *current event*; in a batch that is the batch's last
-  event, so before each access the adapter makes an event of the case's own partition current
-  (`_at_partition`). Without that, a case's changelog record could land in another partition.
+* One agent consumes the input topics, co-partitioned by case_id, in batches
+  (`stream.take_events`), and hands them to `CaseService.on_inputs`.
 * The timer is a task that sleeps until the next deadline of the owned partitions (woken when
-  an earlier one is scheduled), pops every due case, and sends one tick message per partition
-  and chunk to the case's own partition of the tick topic. The agent evaluates those cases in
-  a batch, sends all their alerts, waits for the acknowledgements, then records them. A tick
-  whose case moved on does nothing; a lost tick is retried (the case was re-armed).
+  an earlier one is scheduled), pops every due case and hands them, in chunks, to
+  `CaseService.on_due`, which evaluates them, sends all their alerts, waits for the
+  acknowledgements, then records them. The agent's batches and the timer's chunks take turns
+  under one lock, so no input is applied to a case between its evaluation and the write that
+  records its alerts.
+* The table is reached through the `CaseStore` port (`live.faust_store.TableStore`: the local
+  store written directly, its changelog produced in batches and flushed after every handler
+  call); alerts and dead letters through the `Outbox` port, in batches too
+  (`live.producer.BatchProducer`, on the aiokafka producer inside Faust's).
 * At-least-once: alerts are acknowledged by the broker before the state that records them is
   written, and Faust flushes the producer before committing offsets. A crash can repeat an
   alert, never lose one; repeats carry the same deterministic alert_id.
@@ -561,8 +561,9 @@ class CaseClock:
                     chunk, size = [], 0
         if chunk:
             await self._fire_chunk(chunk)
-        if self.store.pending or due:
-            await self.store.flush()  # (also repairs changelog rows the broker did not take)
+        if self.store.pending:  # changelog rows the broker did not take: repaired
+            async with self._handling:
+                await self.store.flush()
 
     async def _fire_chunk(self, chunk: list[tuple[int, list[tuple[str, int]]]]) -> None:
         async with self._handling:

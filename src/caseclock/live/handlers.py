@@ -121,9 +121,10 @@ class CaseService:
         self.open_counts: dict[int, Counter[tuple[str, str]]] = {}
         self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
         self.inflight: dict[tuple[int, str], tuple[int, int]] = {}
-        """Due cases dispatched and not yet handled: (partition, case_id) -> (when first
-        dispatched, the deadline it was dispatched for). A retried dispatch carries that
-        deadline, not its retry instant, so a lost tick does not turn its points into catch-up."""
+        """Due cases taken for evaluation and not yet evaluated: (partition, case_id) -> (when
+        first taken, the deadline it was taken for). A retry (its evaluation failed) carries
+        that deadline, not its retry instant, so a retry does not turn its points into
+        catch-up."""
         self.rebuilt_at: dict[int, int] = {}
         """When this worker began serving each partition: its first batch of due cases after
         the index was rebuilt (the timer may dispatch before Faust resumes the streams, so the
@@ -231,10 +232,7 @@ class CaseService:
                     self._consumed[ev.type] += 1
                 self._observe_new_facts(state, was_open, was_acked)
                 self.store.put(p, key, row)
-                wake = self._wake_at(state, now)
-                if wake is not None:  # a deadline now past waits for the other topics' facts
-                    wake = max(wake, now + self.skew_us)
-                self._schedule(p, state.case_id, wake)
+                self._schedule(p, state.case_id, self._held(p, state, now))
         if state is not None:
             self._count(p, state, +1)
         return rejected
@@ -318,8 +316,9 @@ class CaseService:
     def due(self, now: int, owned: Iterable[int]) -> list[tuple[int, list[tuple[str, int]]]]:
         """Pop what is due in the owned partitions: [(partition, [(case_id, due), ...])].
 
-        Each popped case is re-armed `retry_us` later, so a tick lost on its way (a crash, a
-        rebalance) is retried; handling the tick replaces that entry by the real next deadline.
+        Each popped case is re-armed `retry_us` later, so a case whose evaluation failed (an
+        error, a rebalance in between) is tried again; `on_due` replaces that entry by the real
+        next deadline.
         """
         out: list[tuple[int, list[tuple[str, int]]]] = []
         budget = MAX_DUE_PER_RUN
@@ -635,6 +634,20 @@ class CaseService:
         if at is not None and (self.timer_target is None or at < self.timer_target):
             self.timer_target = at
             self.wake()
+
+    def _held(self, p: int, state: CaseState, now: int) -> int | None:
+        """When the timer must look at a case a fact was just applied to: its `_wake_at`, but
+        a deadline already past (or nearer than the input skew) waits until `now` + skew, for
+        the case's facts on the other input topics. Once: a case already waiting that long or
+        less keeps its turn, so a case whose facts keep coming is not pushed back by each."""
+        wake = self._wake_at(state, now)
+        hold = now + self.skew_us
+        if wake is None or wake >= hold:
+            return wake
+        pending = self._index(p).due_of(state.case_id)
+        if pending is not None and pending <= hold:
+            return max(wake, pending)
+        return hold
 
     def _expired(self, state: CaseState, touched: int, now: int) -> bool:
         return (state.resolved or not state.opened) and touched + self.cfg.retention_us <= now

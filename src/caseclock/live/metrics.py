@@ -75,7 +75,7 @@ CLOCKS: Final = ("ack", "update", "elevation", "time_to_open")
 DEAD_LETTER_REASONS: Final = REJECT_REASONS
 #: Outcomes of an acknowledgement obligation (``outcome`` label).
 ACK_OUTCOMES: Final = ("in_time", "late")
-#: What happened to a timer tick when the agent re-checked it against the case state.
+#: What happened to a due case when the timer evaluated it against the case state.
 TICK_OUTCOMES: Final = ("fired", "stale", "purged")
 #: Priorities of the default "support-plus" plan; label sets for these are pre-created.
 DEFAULT_PRIORITIES: Final = ("1", "2", "3")
@@ -224,9 +224,9 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_ticks_total",
         "counter",
         ("outcome",),
-        "Due cases re-checked against case state, once per case named in a partition's tick "
-        "messages of an agent batch: fired (alert emitted), stale (no row, or the state had "
-        "moved on), purged (a resolved or never-opened case deleted after its retention).",
+        "Due cases the timer evaluated against their state (the name is from when they came as "
+        "tick messages): fired (alert emitted), stale (no row, or the state had moved on), "
+        "purged (a resolved or never-opened case deleted after its retention).",
     ),
     MetricDoc(
         "caseclock_open_cases",
@@ -263,8 +263,8 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_oldest_overdue_seconds",
         "gauge",
         (),
-        "How long the oldest due timer has waited to be evaluated (tick sent, not yet "
-        "processed; or due deadline still queued); 0 when the timers keep up.",
+        "How long the oldest due timer has waited to be evaluated (taken for evaluation and "
+        "not yet done, or due and still queued); 0 when the timers keep up.",
     ),
     MetricDoc(
         "caseclock_time_to_acknowledge_seconds",
@@ -291,8 +291,8 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_event_processing_seconds",
         "histogram",
         (),
-        "Wall time to handle the inbound messages of one agent batch (up to 2000, ticks "
-        "excluded): decode, validate, apply, write, and deliver their dead letters.",
+        "Wall time to handle the inbound messages of one agent batch (up to 2000): decode, "
+        "validate, apply, write, and deliver their dead letters.",
     ),
 ]
 
@@ -422,8 +422,7 @@ class Metrics:
     ) -> None:
         """Count one emitted alert; optionally record its lateness and whether it was catch-up.
 
-        ``lateness_seconds`` is ``fired_at - due_at``; negative values (clock skew between the
-        tick that computed ``due_at`` and the emitter) are recorded as 0.
+        ``lateness_seconds`` is ``fired_at - due_at``; negative values are recorded as 0.
         """
         self.alerts_emitted.labels(type=alert_type, stage=stage, priority=priority).inc()
         if lateness_seconds is not None:
@@ -455,7 +454,7 @@ class Metrics:
         self.dead_letters.labels(reason=reason).inc()
 
     def tick(self, outcome: str) -> None:
-        """Count one timer tick by outcome (fired, stale, purged)."""
+        """Count one evaluated due case by outcome (fired, stale, purged)."""
         self.ticks.labels(outcome=outcome).inc()
 
     def observe_time_to_acknowledge(self, priority: str, seconds: float) -> None:

@@ -58,6 +58,7 @@ def test_matches_a_dict_model(ops: list[tuple[int, int | None]]) -> None:
         else:
             model[key] = due
     assert dict(idx.items()) == model
+    assert all(idx.due_of(f"k{k}") == model.get(f"k{k}") for k in range(21))
     now = random.Random(len(ops)).randint(0, 1000)
     popped = idx.pop_due(now)
     assert sorted(popped) == sorted((d, k) for k, d in model.items() if d <= now)

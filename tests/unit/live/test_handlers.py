@@ -87,6 +87,21 @@ async def test_a_deadline_past_when_learned_waits_for_the_other_topics_facts() -
     assert [a["case_id"] for a in box.records("ack-due")] == ["B"]
 
 
+async def test_facts_that_keep_coming_do_not_push_a_due_case_back() -> None:
+    """A P1 raised to priority 1 is due for elevation at once; its facts keep coming every
+    50 ms. The elevation waits the input skew once, not the skew after each fact."""
+    svc, _, box, clock = service(to_us(T0), env={"CASECLOCK_INPUT_SKEW": "0.25"})
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    fired_at = None
+    for i in range(20):
+        clock.now += 50_000
+        await svc.on_inputs([inbound(note("A", i / 3600, author="system", visibility="internal"))])
+        await svc.on_due(svc.due(clock.now, [0]))
+        if box.records("elevate-to-l2") and fired_at is None:
+            fired_at = clock.now
+    assert fired_at == to_us(T0) + 250_000  # the skew after the case-opened, once
+
+
 async def test_a_rebuilt_partition_catches_up_what_fell_due_before() -> None:
     svc, store, box, clock = service(to_us(T0))
     await svc.on_inputs([inbound(opened("A", 0, 1))])
