@@ -10,7 +10,7 @@ service discovery like the compose stack's DNS discovery: a stopped worker's tar
 and loads ``deploy/prometheus/rules/caseclock.rules.yml``. Then:
 
 (a) every query of every dashboard panel returns at least one series with a finite value, and
-    every panel shows a non-zero value at some point of the run (for "Producer send errors"
+    every panel shows a non-zero value at some point of the run (for "Send failures by record"
     the dead-letter topic is created too small for the dead letter of an oversized message);
 (b) every metric a rule or alert depends on (through recording rules) has samples in the
     worker's own /metrics (``up`` is Prometheus' own: checked there);
@@ -68,7 +68,7 @@ SECOND_WORKER_STAYS = 2.0  # seconds after both workers are ready
 #: The dead-letter topic is created with the input size limit (64 KiB) as its
 #: max.message.bytes, a plausible misconfiguration: the dead letter of an oversized message
 #: (its bytes in base64, plus metadata) is larger, the broker refuses it, and that is the
-#: producer send error the "Producer send errors (Faust)" panel is there to show.
+#: send failure the "Send failures by record" panel is there to show.
 DEAD_LETTER_TOPIC_MAX_BYTES = 65536
 
 

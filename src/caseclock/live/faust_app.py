@@ -147,7 +147,12 @@ class CaseClock:
         """Partitions whose timers run: their input backlog at assignment has been read."""
         self.app = self._build_app()
         self.producer = BatchProducer(self._aiokafka_producer)
-        self.store = TableStore(self.table, self.producer, self.owned_partitions)
+        self.store = TableStore(
+            self.table,
+            self.producer,
+            self.owned_partitions,
+            on_failure=lambda n: self.metrics.send_failed("changelog", n),
+        )
         outbox = _TopicOutbox(
             self.producer, {name: t.get_topic_name() for name, t in self.channels.items()}
         )

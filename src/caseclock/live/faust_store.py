@@ -39,9 +39,15 @@ class TableStore:
     """Rows of the `cases` table by partition and key; changelog records produced in batches."""
 
     def __init__(
-        self, table: Any, producer: BatchProducer, owned: Callable[[], Iterable[int]]
+        self,
+        table: Any,
+        producer: BatchProducer,
+        owned: Callable[[], Iterable[int]],
+        on_failure: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._table = table
+        self._on_failure = on_failure
+        """Called with the number of changelog rows the broker did not take."""
         self._producer = producer
         self._owned = owned
         self._pending: list[Record] = []
@@ -115,6 +121,7 @@ class TableStore:
             acks = await self._producer.send(records)
         except Exception as exc:  # (metadata unavailable): every row is repaired next time
             log.warning("caseclock: could not hand %d changelog rows over: %s", len(records), exc)
+            self._on_failure(len(records))
             self._repair.update((r.partition or 0, r.key or b"") for r in records)
             return
         batches: dict[int, tuple[Any, list[Record]]] = {}
@@ -150,6 +157,7 @@ class TableStore:
                 exc,
             )
             self._repair.update((p, r.key or b"") for r in members)
+            self._on_failure(len(members))
             return
         if self._rocks:
             from faust.types import TP

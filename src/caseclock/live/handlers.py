@@ -505,6 +505,13 @@ class CaseService:
                         retry.append(i)
                     else:
                         result[i] = outcome
+            failed = Counter(
+                "dead-letter" if records[i][0] == DEAD_LETTERS else "alert"
+                for i, outcome in zip(todo, outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            )
+            for record, n in failed.items():
+                self.metrics.send_failed(record, n)
             todo = retry
             if todo:
                 wait = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]

@@ -77,6 +77,8 @@ DEAD_LETTER_REASONS: Final = REJECT_REASONS
 ACK_OUTCOMES: Final = ("in_time", "late")
 #: What happened to a due case when the timer evaluated it against the case state.
 TICK_OUTCOMES: Final = ("fired", "stale", "purged")
+#: What a record the worker produces is (``record`` label of the send failures).
+SENT_RECORDS: Final = ("alert", "dead-letter", "changelog")
 #: Priorities of the default "support-plus" plan; label sets for these are pre-created.
 DEFAULT_PRIORITIES: Final = ("1", "2", "3")
 DEFAULT_CALENDARS: Final = ("24x7",)
@@ -204,6 +206,15 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "counter",
         ("reason",),
         "Messages sent to the dead-letter topic, by reason code.",
+    ),
+    MetricDoc(
+        "caseclock_send_failures_total",
+        "counter",
+        ("record",),
+        "Records (alert, dead-letter, changelog) the broker did not acknowledge: a transient "
+        "failure is retried (alerts and dead letters until they go out, changelog rows by "
+        "sending the current row again), a permanent one dead-letters an alert as "
+        "alert-undeliverable. Rising while the broker is down.",
     ),
     MetricDoc(
         "caseclock_catchup_alerts_total",
@@ -349,6 +360,7 @@ class Metrics:
             "caseclock_sla_breaches_total", ["clock", "priority", "calendar"]
         )
         self.dead_letters = counter("caseclock_dead_letters_total", ["reason"])
+        self.send_failures = counter("caseclock_send_failures_total", ["record"])
         self.catchup_alerts = counter("caseclock_catchup_alerts_total", ["type"])
         self.ticks = counter("caseclock_ticks_total", ["outcome"])
         self.acknowledgements = counter("caseclock_acknowledgements_total", ["priority", "outcome"])
@@ -386,6 +398,8 @@ class Metrics:
             self.dead_letters.labels(reason=reason)
         for outcome in TICK_OUTCOMES:
             self.ticks.labels(outcome=outcome)
+        for record in SENT_RECORDS:
+            self.send_failures.labels(record=record)
         for alert_type, stages in ALERT_STAGES.items():
             self.catchup_alerts.labels(type=alert_type)
             self.alert_lateness.labels(type=alert_type)
@@ -452,6 +466,11 @@ class Metrics:
     def dead_letter(self, reason: str) -> None:
         """Count one message sent to the dead-letter topic."""
         self.dead_letters.labels(reason=reason).inc()
+
+    def send_failed(self, record: str, n: int = 1) -> None:
+        """Count `n` records of a kind (alert, dead-letter, changelog) the broker did not take."""
+        if n:
+            self.send_failures.labels(record=record).inc(n)
 
     def tick(self, outcome: str) -> None:
         """Count one evaluated due case by outcome (fired, stale, purged)."""

@@ -23,6 +23,9 @@ from caseclock.live.faust_app import CaseClock
 from caseclock.live.faust_store import TableStore
 from caseclock.live.producer import Record
 
+FAILED: list[int] = []
+"""What the store reported as not taken, per failed batch."""
+
 
 class FakeProducer:
     """Takes each flush's records as one batch per partition; the test settles the futures."""
@@ -55,7 +58,13 @@ def rocks(tmp_path: Path) -> Iterator[tuple[TableStore, FakeProducer, set[int]]]
     }
     cc = CaseClock(Config.from_env(env), load_policy())
     fake, owned = FakeProducer(), {0, 1, 2, 3}
-    store = TableStore(cc.table, fake, lambda: owned)  # type: ignore[arg-type]
+    store = TableStore(
+        cc.table,
+        fake,  # type: ignore[arg-type]
+        lambda: owned,
+        on_failure=FAILED.append,
+    )
+    FAILED.clear()
     yield store, fake, owned
     data: Any = cc.table.data
     asyncio.run(data.stop())
@@ -101,6 +110,7 @@ async def test_a_batch_the_broker_did_not_take_is_resent_with_the_current_rows(
     for fut, _ in fake.futures:
         fut.set_exception(TimeoutError("broker away"))
     await asyncio.sleep(0)
+    assert sorted(FAILED) == [1, 1]  # one row of each batch
     owned.discard(3)  # partition 3 was revoked meanwhile: its new owner's row may be newer
     assert store.pending
     await store.flush()

@@ -151,6 +151,8 @@ async def test_transient_send_failures_are_retried_until_they_succeed() -> None:
     await svc.on_due(svc.due(clock.now, [0]))
     assert [a["type"] for a in box.records("elevate-to-l2")] == ["elevate-to-l2"]
     assert box.records(DEAD_LETTERS) == []
+    assert sample(svc, "caseclock_send_failures_total", {"record": "alert"}) == 2
+    assert sample(svc, "caseclock_send_failures_total", {"record": "dead-letter"}) == 0
 
 
 async def test_an_unexpected_error_on_one_case_dead_letters_its_messages_only() -> None:
