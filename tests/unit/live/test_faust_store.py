@@ -71,13 +71,20 @@ def rocks(tmp_path: Path) -> Iterator[tuple[TableStore, FakeProducer, set[int]]]
     gc.collect()
 
 
+def write(store: TableStore, *rows: tuple[int, bytes, bytes | None]) -> None:
+    """Put each (partition, key, row); a row of None deletes."""
+    for p, key, row in rows:
+        if row is None:
+            store.delete(p, key)
+        else:
+            store.put(p, key, row)
+
+
 async def test_a_flush_hands_every_pending_row_over_at_once_and_notes_the_offset(
     rocks: tuple[TableStore, FakeProducer, set[int]],
 ) -> None:
     store, fake, _ = rocks
-    store.put(1, b"A", b"a1")
-    store.put(1, b"B", b"b1")
-    store.delete(2, b"C")
+    write(store, (1, b"A", b"a1"), (1, b"B", b"b1"), (2, b"C", None))
     assert store.pending
     await store.flush()
     assert not store.pending
@@ -103,8 +110,7 @@ async def test_a_batch_the_broker_did_not_take_is_resent_with_the_current_rows(
     rocks: tuple[TableStore, FakeProducer, set[int]],
 ) -> None:
     store, fake, owned = rocks
-    store.put(1, b"A", b"old")
-    store.put(3, b"D", b"d")
+    write(store, (1, b"A", b"old"), (3, b"D", b"d"))
     await store.flush()
     store.put(1, b"A", b"new")  # written again before the failure is known
     for fut, _ in fake.futures:
