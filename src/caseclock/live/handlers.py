@@ -440,9 +440,10 @@ class CaseService:
 
     def _alert_sent(self, a: Alert, touched: int) -> None:
         """Metrics of an acknowledged alert. Lateness is measured from max(due, when the case's
-        latest fact arrived): an alert cannot fire before the fact that makes it due is known,
-        so late upstream data does not read as slow timers, while downtime does."""
-        late = (a.fired_us - max(a.due_us, touched)) / US
+        latest fact arrived plus the input skew): an alert cannot fire before the fact that
+        makes it due is known, and a deadline past on arrival waits the skew by design, so
+        late upstream data does not read as slow timers, while downtime does."""
+        late = (a.fired_us - max(a.due_us, touched + self.skew_us)) / US
         self.metrics.alert_emitted(
             a.type, a.stage, str(a.priority), lateness_seconds=late, catch_up=a.catch_up
         )

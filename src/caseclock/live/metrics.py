@@ -295,8 +295,9 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_alert_lateness_seconds",
         "histogram",
         ("type",),
-        "fired_at - max(due_at, arrival of the case's latest fact): how late the timers "
-        "fire. Downtime shows (catch-ups included); late upstream facts do not.",
+        "fired_at - max(due_at, arrival of the case's latest fact + CASECLOCK_INPUT_SKEW): "
+        "how late the timers fire. Downtime shows (catch-ups included); late upstream facts "
+        "and the deliberate wait for a case's facts on other topics do not.",
     ),
     MetricDoc(
         "caseclock_event_processing_seconds",

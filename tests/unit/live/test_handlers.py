@@ -85,6 +85,10 @@ async def test_a_deadline_past_when_learned_waits_for_the_other_topics_facts() -
     clock.now += 250_000
     await svc.on_due(svc.due(clock.now, [0]))
     assert [a["case_id"] for a in box.records("ack-due")] == ["B"]
+    # The wait is by design, not a late timer: the lateness histogram does not count it.
+    count = sample(svc, "caseclock_alert_lateness_seconds_count", {"type": "ack-due"})
+    total = sample(svc, "caseclock_alert_lateness_seconds_sum", {"type": "ack-due"})
+    assert count == 1 and total == 0
 
 
 async def test_facts_that_keep_coming_do_not_push_a_due_case_back() -> None:
