@@ -34,12 +34,6 @@ class Record:
     partition: int | None = None
 
 
-class RecordTooLarge(Exception):
-    """A record that does not fit in a batch of the producer's max_batch_size on its own."""
-
-    retriable = False
-
-
 class BatchProducer:
     """Hands records to an aiokafka producer in batches, one per topic-partition at a time."""
 
@@ -66,11 +60,6 @@ class BatchProducer:
         acks: list[Awaitable[Any] | None] = [None] * len(records)
         for (topic, p), idx in groups.items():
             for members, batch in self._batches(producer, records, idx):
-                if batch is None:  # one record over the batch size: refused alone
-                    acks[members[0]] = _failed(
-                        RecordTooLarge(f"a record of {_size(records[members[0]])} bytes")
-                    )
-                    continue
                 fut = await producer.send_batch(batch, topic, partition=p)
                 for i in members:
                     acks[i] = fut
@@ -82,32 +71,22 @@ class BatchProducer:
     def _batches(
         producer: Any, records: Sequence[Record], idx: list[int]
     ) -> list[tuple[list[int], Any]]:
+        """The records `idx` in batches of the producer's max_batch_size, in order. A fresh
+        batch takes any one record, however large (aiokafka's rule), so a record the broker
+        refuses for being too large fails alone."""
         out: list[tuple[list[int], Any]] = []
         batch = producer.create_batch()
         members: list[int] = []
         for i in idx:
             r = records[i]
-            if batch.append(key=r.key, value=r.value, timestamp=None) is not None:
-                members.append(i)
-                continue
-            if members:  # full: close it and start the next with this record
-                out.append((members, batch))
+            if batch.append(key=r.key, value=r.value, timestamp=None) is None:
+                out.append((members, batch))  # full: the next batch starts with this record
                 batch, members = producer.create_batch(), []
-                if batch.append(key=r.key, value=r.value, timestamp=None) is not None:
-                    members.append(i)
-                    continue
-            out.append(([i], None))
+                batch.append(key=r.key, value=r.value, timestamp=None)
+            members.append(i)
         if members:
             out.append((members, batch))
         return out
-
-
-def _size(r: Record) -> int:
-    return len(r.key or b"") + len(r.value or b"")
-
-
-async def _failed(exc: BaseException) -> Any:
-    raise exc
 
 
 def last_offset(metadata: Any, count: int) -> int:
