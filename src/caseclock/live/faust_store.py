@@ -59,12 +59,14 @@ class TableStore:
     def _store(self) -> Any:
         return self._table.data
 
-    @property
+    @functools.cached_property
     def _rocks(self) -> bool:
+        """Whether the table's store is RocksDB (once: every row read and write asks)."""
         return hasattr(self._store, "_db_for_partition")
 
-    @property
+    @functools.cached_property
     def topic(self) -> str:
+        """The changelog topic's name (once: every row written names it)."""
         name: str = self._table.changelog_topic.get_topic_name()
         return name
 
