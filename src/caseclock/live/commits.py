@@ -19,7 +19,7 @@ Faust commits a partition up to the end of the first run of consecutive acknowle
 
 `committable` is the rule with both fixed: acknowledged offsets are a set, and the commit
 never reaches the oldest delivered message not yet acknowledged. `CommitSafeConsumer` puts it
-in place of Faust's, keeping Faust's gap merging (offsets that were never delivered, such as
+in place of Faust's (the worker's transport, `live.drain`, builds on it), keeping Faust's gap merging (offsets that were never delivered, such as
 transaction markers, count as done) and its tolerance of one missing offset right after a
 seek (Faust's read offset is then the next offset to read, not the last one read).
 """
@@ -123,9 +123,3 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
             index = self._acked_index[tp]
             index.difference_update([o for o in index if o < offset])
         return offset
-
-
-class CommitSafeTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport whose consumer commits by `committable`."""
-
-    Consumer = CommitSafeConsumer

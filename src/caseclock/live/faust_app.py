@@ -2,8 +2,8 @@
 
 This module wires; the handlers decide. Shape (docs/architecture.md has the whole picture):
 
-* One agent consumes the input topics, co-partitioned by case_id, in batches
-  (`stream.take_events`), and hands them to `CaseService.on_inputs`.
+* The input topics, co-partitioned by case_id, are subscribed by one agent; Faust's consumer
+  hands their messages over a fetch at a time (`live.drain`) to `CaseService.on_inputs`.
 * The timer is a task that sleeps until the next deadline of the owned partitions (woken when
   an earlier one is scheduled), pops every due case and hands them, in chunks, to
   `CaseService.on_due`, which evaluates them, sends all their alerts, waits for the
@@ -37,8 +37,8 @@ from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
-from caseclock.live.commits import CommitSafeTransport
 from caseclock.live.config import Config, kafka_security
+from caseclock.live.drain import CaseClockTransport
 from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
 from caseclock.live.faust_store import TableStore
 from caseclock.live.handlers import CaseService
@@ -50,7 +50,7 @@ from caseclock.live.watchdog import CommitWatch, StallWatch, offset_runs, partit
 log = logging.getLogger("caseclock")
 
 BATCH_MAX = 2000
-"""Most messages the agent takes at once."""
+"""Most input messages handled at once (aiokafka's max_poll_records: one fetch round)."""
 BATCH_WITHIN_S = 0.01
 """Longest the agent waits to fill a batch: the latency it may add to an event."""
 REBUILD_YIELD_EVERY = 2000
@@ -177,6 +177,7 @@ class CaseClock:
             broker_session_timeout=cfg.session_timeout,
             broker_heartbeat_interval=max(1.0, cfg.session_timeout / 10),
             producer_acks=-1,
+            broker_max_poll_records=BATCH_MAX,
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
             stream_recovery_delay=cfg.recovery_delay,
             consumer_group_instance_id=cfg.group_instance_id or None,
@@ -189,8 +190,11 @@ class CaseClock:
             table_standby_replicas=0,
         )
         # Before anything asks for it (app.topic does): Faust's consumer with a commit rule that
-        # neither creeps on duplicate acknowledgements nor commits past a message in flight.
-        app.transport = CommitSafeTransport(app.conf.broker_consumer, app)
+        # neither creeps on duplicate acknowledgements nor commits past a message in flight,
+        # and that hands the input topics' messages over a fetch at a time (`live.drain`).
+        transport = CaseClockTransport(app.conf.broker_consumer, app)
+        transport.deliver_to(self._take, cfg.input_topics)
+        app.transport = transport
         self.inputs = app.topic(*cfg.input_topics)
         self.channels = {t: app.topic(name) for t, name in cfg.alert_topics.items()}
         self.channels[DEAD_LETTERS] = app.topic(cfg.dead_letter_topic)
@@ -475,41 +479,46 @@ class CaseClock:
     # --- the agent -----------------------------------------------------------------------------
 
     async def _process(self, stream: Any) -> None:
+        """The agent subscribes the input topics (Faust's assignor and recovery go by it); their
+        messages reach `_take` through the consumer's drain (`live.drain`), not this stream.
+        Whatever the stream does deliver (a consumer without the drain) takes the same way."""
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            try:
-                await self._on_batch(events)
-            except Exception:
-                # The handlers isolate cases; an error that still escapes must not lose the
-                # batch (Faust acknowledges it when this body ends). Applying a message again
-                # is harmless (the fold is idempotent), so the batch is retried one message
-                # at a time, and only a message that fails alone is given up, loudly.
-                log.exception("caseclock: failed on a batch of %d messages", len(events))
-                await self._one_by_one(events)
+            await self._take([event.message for event in events])
 
-    async def _one_by_one(self, events: Sequence[Any]) -> None:
-        for event in events:
+    async def _take(self, messages: Sequence[Any]) -> None:
+        """Handle one fetch's input messages; they are acknowledged when this returns."""
+        try:
+            await self._on_batch(messages)
+        except Exception:
+            # The handlers isolate cases; an error that still escapes must not lose the
+            # batch (it is acknowledged when this returns). Applying a message again is
+            # harmless (the fold is idempotent), so the batch is retried one message at a
+            # time, and only a message that fails alone is given up, loudly.
+            log.exception("caseclock: failed on a batch of %d messages", len(messages))
+            await self._one_by_one(messages)
+
+    async def _one_by_one(self, messages: Sequence[Any]) -> None:
+        for msg in messages:
             try:
-                await self._on_batch([event])
+                await self._on_batch([msg])
             except Exception:
-                msg = event.message
                 log.exception(
                     "caseclock: gave up on %s[%s]@%s", msg.topic, msg.partition, msg.offset
                 )
 
-    async def _on_batch(self, events: Sequence[Any]) -> None:
+    async def _on_batch(self, messages: Sequence[Any]) -> None:
         inputs: list[Inbound] = []
         read = self._read
-        for event in events:
-            msg = event.message
+        for msg in messages:
             tp = (msg.topic, msg.partition)
             if msg.offset > read.get(tp, -1):
                 read[tp] = msg.offset
-            value = event.value
+            value = msg.value
             origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
             inputs.append(Inbound(origin, value if isinstance(value, bytes) else None))
         async with self._handling:
             await self.svc.on_inputs(inputs)
-            await self.store.flush()  # before Faust may acknowledge (and commit) the batch
+            await self.store.flush()  # before the batch is acknowledged (and committed)
 
     # --- the timer -----------------------------------------------------------------------------
 

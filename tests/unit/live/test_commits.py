@@ -16,7 +16,6 @@ from intervaltree import IntervalTree
 from caseclock.core.policy import load_policy
 from caseclock.live.commits import (
     CommitSafeConsumer,
-    CommitSafeTransport,
     committable,
     lowest_in_flight,
 )
@@ -111,8 +110,7 @@ def test_the_consumer_waits_for_the_oldest_message_in_flight() -> None:
 
 def test_the_worker_uses_the_commit_safe_consumer() -> None:
     app = CaseClock(Config.from_env({}), load_policy()).app
-    assert isinstance(app.transport, CommitSafeTransport)
-    assert app.transport.Consumer is CommitSafeConsumer
+    assert issubclass(app.transport.Consumer, CommitSafeConsumer)
 
 
 def test_the_stall_log_shows_fausts_bookkeeping_of_the_partition() -> None:

@@ -1,0 +1,134 @@
+"""The input topics' messages, handed to the handlers a fetch at a time.
+
+Faust delivers every fetched message on its own: its drain loop (`Consumer._drain_messages`)
+awaits, per message, the first of two tasks it creates (the topic conductor's callback and the
+flow's suspension), the conductor takes a lock, decodes, wraps the message in an Event and
+queues it, and the agent's stream takes it out again, buffers it for `take_events` and
+acknowledges it. In py-spy on the ingest benchmark (rocksdb://) that machinery held about
+half of the worker's main thread against a third for the handlers themselves.
+
+`BatchingConsumer` keeps Faust's consumer (its aiokafka consumer thread, fetching, offsets,
+commits, rebalances, recovery) and replaces only that per-message delivery for the topics a
+sink was registered for: each `getmany` round's messages of those topics go to the sink in
+one call, in fetch order, then are acknowledged through Faust's `ack`, so its commit rule
+(`live.commits`) and its wait for in-flight messages on a rebalance see them as before. Every
+other topic (none today but the changelog during recovery) still takes Faust's path.
+
+A round gathered while the flow was being stopped (a rebalance began) is dropped before it is
+tracked: its partitions may be someone else's by now, and the seek back to the committed
+offsets reads it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
+from typing import Any, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
+
+from caseclock.live.commits import CommitSafeConsumer
+
+log = logging.getLogger("caseclock")
+
+Sink = Callable[[Sequence[Any]], Awaitable[None]]
+"""Takes one fetch's messages of the sink's topics (Faust `Message`s, raw key and value)."""
+
+
+class BatchingConsumer(CommitSafeConsumer):
+    """Faust's consumer, delivering the sink's topics a fetch at a time (module docstring)."""
+
+    def _sink(self) -> tuple[Sink, frozenset[str]] | None:
+        transport = cast(CaseClockTransport, self.transport)
+        if transport.sink is None:
+            return None
+        return transport.sink, transport.sink_topics
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # a Faust service's loop
+        routed = self._sink()
+        if routed is None:
+            return await super()._drain_messages(fetcher)
+        sink, topics = routed
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch = await self._fetch_round(topics)
+                if batch and self.flow_active:
+                    await self._deliver(sink, batch)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("caseclock: the broker stopped the consumer while shutting down")
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _fetch_round(self, topics: frozenset[str]) -> list[Any]:
+        """One `getmany` round: the sink's messages gathered, the others delivered Faust's way.
+        The read-offset and gap bookkeeping is Faust's, per message."""
+        callback = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        batch: list[Any] = []
+        await self.sleep(0)  # as Faust: getmany may return at once, round after round
+        if self.should_stop:
+            return batch
+        async for tp, message in self.getmany(timeout=1.0):
+            offset = message.offset
+            last = read_offset[tp]
+            if last is not None and offset < last:
+                continue  # read already (a fetch from before a seek back): Faust drops it too
+            if last and offset - last > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, last + 1, offset)
+            if message.topic in topics:
+                batch.append(message)
+            else:
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                await self.wait_first(callback(message), self.suspend_flow.wait())
+            read_offset[tp] = offset
+        return batch
+
+    async def _deliver(self, sink: Sink, batch: list[Any]) -> None:
+        """Hand `batch` to the sink, then acknowledge it. Tracked first, as Faust's conductor
+        does, so a commit never passes a message the sink still holds."""
+        track = self.track_message
+        last: dict[Any, int] = {}
+        for message in batch:
+            track(message)
+            last[message.tp] = message.offset
+        monitor = self.app.monitor
+        if monitor is not None:  # what Faust's idle-stream check reads, once per partition
+            now = monotonic()
+            for tp in last:
+                monitor.stream_inbound_time[tp] = now
+        await sink(batch)
+        ack = self.ack
+        for message in batch:
+            ack(message)
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+
+class CaseClockTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with caseclock's consumer: commits by `live.commits`, and
+    the topics of a registered sink delivered a fetch at a time."""
+
+    Consumer = BatchingConsumer
+    sink: Sink | None = None
+    sink_topics: frozenset[str] = frozenset()
+
+    def deliver_to(self, sink: Sink, topics: Sequence[str]) -> None:
+        """Send every fetch's messages of `topics` to `sink` (before the worker starts)."""
+        self.sink = sink
+        self.sink_topics = frozenset(topics)
