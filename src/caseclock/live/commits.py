@@ -19,9 +19,10 @@ Faust commits a partition up to the end of the first run of consecutive acknowle
 
 `committable` is the rule with both fixed: acknowledged offsets are a set, and the commit
 never reaches the oldest delivered message not yet acknowledged. `CommitSafeConsumer` puts it
-in place of Faust's (the worker's transport, `live.drain`, builds on it), keeping Faust's gap merging (offsets that were never delivered, such as
-transaction markers, count as done) and its tolerance of one missing offset right after a
-seek (Faust's read offset is then the next offset to read, not the last one read).
+in place of Faust's (the worker's consumer, `live.drain.BatchingConsumer`, builds on it),
+keeping Faust's gap merging (offsets that were never delivered, such as transaction markers,
+count as done) and its tolerance of one missing offset right after a seek (Faust's read
+offset is then the next offset to read, not the last one read).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
 from caseclock.live.commits import CommitSafeConsumer
+from caseclock.live.faust_sensors import LeanPrometheusMonitor
 
 log = logging.getLogger("caseclock")
 
@@ -70,50 +71,97 @@ class BatchingConsumer(CommitSafeConsumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _fetch_round(self, topics: frozenset[str]) -> list[Any]:
-        """One `getmany` round: the sink's messages gathered, the others delivered Faust's way.
-        The read-offset and gap bookkeeping is Faust's, per message."""
+        """One fetch: the sink's messages gathered, the others delivered Faust's way.
+
+        Faust's `getmany`, read a partition at a time rather than a message at a time: the
+        same checks (flow stopped or generation changed: stop; a partition not active: skip;
+        flow stopped before the fetch: seek back), the end offset noted once per partition,
+        and Faust's read-offset and gap bookkeeping per message."""
+        batch: list[Any] = []
+        await self.sleep(0)  # as Faust: a fetch may return at once, round after round
+        if self.should_stop:
+            return batch
+        records, active = await self._wait_next_records(1.0)
+        generation = self.app.consumer_generation_id
+        if not records or self.should_stop:
+            return batch
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # as Faust: the next fetch tries again
+                log.warning("caseclock: seek back while the flow is stopped failed: %r", exc)
+            return batch
         callback = self.callback
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
         commit_every = self._commit_every
-        batch: list[Any] = []
-        await self.sleep(0)  # as Faust: getmany may return at once, round after round
-        if self.should_stop:
-            return batch
-        async for tp, message in self.getmany(timeout=1.0):
-            offset = message.offset
-            last = read_offset[tp]
-            if last is not None and offset < last:
-                continue  # read already (a fetch from before a seek back): Faust drops it too
-            if last and offset - last > 1 and acks_enabled_for(message.topic):
-                await self._add_gap(tp, last + 1, offset)
-            if message.topic in topics:
-                batch.append(message)
-            else:
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-                await self.wait_first(callback(message), self.suspend_flow.wait())
-            read_offset[tp] = offset
+        to_message = self._to_message
+        monitor = self.app.monitor
+        for tp, tp_records in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                break
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
+            sink = tp.topic in topics
+            for record in tp_records:
+                message = to_message(tp, record)
+                offset = message.offset
+                last = read_offset[tp]
+                if last is not None and offset < last:
+                    continue  # read already (a fetch from before a seek back): Faust drops it
+                if last and offset - last > 1 and acks_enabled_for(tp.topic):
+                    await self._add_gap(tp, last + 1, offset)
+                if sink:
+                    batch.append(message)
+                else:
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                read_offset[tp] = offset
         return batch
 
     async def _deliver(self, sink: Sink, batch: list[Any]) -> None:
         """Hand `batch` to the sink, then acknowledge it. Tracked first, as Faust's conductor
-        does, so a commit never passes a message the sink still holds."""
-        track = self.track_message
-        last: dict[Any, int] = {}
-        for message in batch:
-            track(message)
-            last[message.tp] = message.offset
+        does, so a commit never passes a message the sink still holds. The monitor counts the
+        batch a partition at a time when it can (`LeanPrometheusMonitor`), else per message."""
         monitor = self.app.monitor
-        if monitor is not None:  # what Faust's idle-stream check reads, once per partition
+        lean = monitor if isinstance(monitor, LeanPrometheusMonitor) else None
+        if lean is not None and list(self.app.sensors) != [lean]:
+            lean = None  # another sensor wants every message
+        if lean is None:
+            for message in batch:
+                self.track_message(message)
+        else:
+            unacked = self._unacked_messages
+            for message in batch:
+                unacked.add(message)
+        if monitor is not None:
+            last: dict[Any, list[int]] = {}
+            for message in batch:
+                seen = last.get(message.tp)
+                if seen is None:
+                    last[message.tp] = [1, message.offset]
+                else:
+                    seen[0] += 1
+                    seen[1] = message.offset
             now = monotonic()
-            for tp in last:
-                monitor.stream_inbound_time[tp] = now
+            for tp, (n, offset) in last.items():
+                monitor.stream_inbound_time[tp] = now  # what Faust's idle-stream check reads
+                if lean is not None:
+                    lean.on_messages_in(tp, n, offset)
         await sink(batch)
         ack = self.ack
-        for message in batch:
-            ack(message)
+        if lean is None:
+            message_out = self.app.sensors.on_message_out  # as the stream's ack does
+            for message in batch:
+                ack(message)
+                message_out(message.tp, message.offset, message)
+        else:
+            for message in batch:
+                ack(message)
+            lean.on_messages_out(len(batch))
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0

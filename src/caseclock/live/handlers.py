@@ -685,12 +685,13 @@ class CaseService:
     def _count(self, partition: int, state: CaseState, sign: int) -> None:
         """Add (+1) or remove (-1) the case's contribution to its partition's gauges; callers
         remove it before a state change and add it back after, so no per-case copy is kept."""
-        self._tally(
-            self.open_counts.setdefault(partition, Counter()),
-            self.risk_counts.setdefault(partition, Counter()),
-            state,
-            sign,
-        )
+        opens = self.open_counts.get(partition)
+        if opens is None:  # not setdefault: that builds a Counter on every call
+            opens = self.open_counts[partition] = Counter()
+        risks = self.risk_counts.get(partition)
+        if risks is None:
+            risks = self.risk_counts[partition] = Counter()
+        self._tally(opens, risks, state, sign)
 
     def _tally(
         self,

@@ -126,3 +126,18 @@ async def test_a_batch_the_broker_did_not_take_is_resent_with_the_current_rows(
     ]
     data: Any = store._table.data
     assert data.persisted_offset(TP(store.topic, 1)) is None  # nothing acknowledged yet
+
+
+async def test_rocksdb_rows_wait_for_the_flush_and_are_read_meanwhile(
+    rocks: tuple[TableStore, FakeProducer, set[int]],
+) -> None:
+    store, _, _ = rocks
+    db: Any = store._store._db_for_partition(1)
+    write(store, (1, b"CS-1", b"old"))
+    await store.flush()
+    write(store, (1, b"CS-1", b"new"), (1, b"CS-2", b"two"), (1, b"CS-2", None))
+    assert db.get(b"CS-1") == b"old"  # not in RocksDB yet ...
+    assert (store.get(1, b"CS-1"), store.get(1, b"CS-2")) == (b"new", None)  # ... but read
+    assert store.pending
+    await store.flush()
+    assert (db.get(b"CS-1"), db.get(b"CS-2")) == (b"new", None)  # one batch, in write order
