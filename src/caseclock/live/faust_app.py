@@ -7,7 +7,7 @@ This module wires; the handlers decide. Shape (docs/architecture.md has the whol
 * The timer is a task that sleeps until the next deadline of the owned partitions (woken when
   an earlier one is scheduled), pops every due case and hands them, in chunks, to
   `CaseService.on_due`, which evaluates them, sends all their alerts, waits for the
-  acknowledgements, then records them. The agent's batches and the timer's chunks take turns
+  acknowledgements, then records them. The input's batches and the timer's chunks take turns
   under one lock, so no input is applied to a case between its evaluation and the write that
   records its alerts.
 * The table is reached through the `CaseStore` port (`live.faust_store.TableStore`: the local
@@ -52,11 +52,11 @@ log = logging.getLogger("caseclock")
 BATCH_MAX = 2000
 """Most input messages handled at once (aiokafka's max_poll_records: one fetch round)."""
 BATCH_WITHIN_S = 0.01
-"""Longest the agent waits to fill a batch: the latency it may add to an event."""
+"""Longest the agent's stream waits to fill a batch (only without `live.drain`)."""
 REBUILD_YIELD_EVERY = 2000
 FIRE_CHUNK = 2000
 """Due cases evaluated per handler call: their alerts share one wait for acknowledgements, and
-the agent waits at most one chunk's round trip for its turn."""
+the input waits at most one chunk's round trip for its turn."""
 PRODUCER_BATCH_BYTES = 256 * 1024
 """Largest record batch the producer builds (aiokafka's default is 16 KiB): a handler batch of
 alerts or changelog rows for one partition goes in one batch, well under the broker's 1 MB."""
@@ -135,7 +135,7 @@ class CaseClock:
         self._rebuilt = 0
         """Rows read by index rebuilds so far (progress for the watchdog)."""
         self._handling = asyncio.Lock()
-        """Held by each handler call: the agent's batches and the timer's chunks take turns,
+        """Held by each handler call: the input's batches and the timer's chunks take turns,
         so no input is applied to a case between its evaluation and the write recording its
         alerts (the handlers await the broker in between)."""
         self._wake = asyncio.Event()
@@ -476,7 +476,7 @@ class CaseClock:
         self._wake.set()
         log.info("caseclock: recovered %d cases on partitions %s", n, sorted(owned))
 
-    # --- the agent -----------------------------------------------------------------------------
+    # --- the input -----------------------------------------------------------------------------
 
     async def _process(self, stream: Any) -> None:
         """The agent subscribes the input topics (Faust's assignor and recovery go by it); their
@@ -555,12 +555,12 @@ class CaseClock:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             else:
-                await asyncio.sleep(0)  # a backlog: yield to the agent between runs
+                await asyncio.sleep(0)  # a backlog: yield to the input between runs
             self.svc.timer_target = None
 
     async def _fire(self, now: int, served: set[int]) -> None:
         """Evaluate what is due in the served partitions, FIRE_CHUNK cases at a time, each
-        chunk under the handling lock (the agent applies no input to a case between its
+        chunk under the handling lock (no input is applied to a case between its
         evaluation and the write that records its alerts)."""
         due = self.svc.due(now, served)
         chunk: list[tuple[int, list[tuple[str, int]]]] = []

@@ -118,7 +118,7 @@ ALERT_LATENESS_BUCKETS: Final = (
     1800.0,
     3600.0,
 )
-#: Wall time to handle the inbound messages of one agent batch, in seconds.
+#: Wall time to handle the inbound messages of one fetch, in seconds.
 EVENT_PROCESSING_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -303,7 +303,7 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "caseclock_event_processing_seconds",
         "histogram",
         (),
-        "Wall time to handle the inbound messages of one agent batch (up to 2000): decode, "
+        "Wall time to handle the inbound messages of one fetch (up to 2000): decode, "
         "validate, apply, write, and deliver their dead letters.",
     ),
 ]
