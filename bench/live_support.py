@@ -373,9 +373,14 @@ class Consumption:
             "wall_s": round(wall, 3),
             "events_per_s_wall": round((end[1] - first[1]) / wall, 1) if wall > 0 else None,
         }
+        before = [s for s in self.samples if s[0] < first[0] and s[col] is not None]
         if last is not None and last[0] > first[0]:
             out["events_per_s"] = round((int(last[col] or 0) - first[1]) / (last[0] - first[0]), 1)
             out["rate_from"] = "interior samples (busy throughout)"
+        elif wall <= 0 and before:  # all of it between two samples: a lower bound
+            span = end[0] - before[-1][0]
+            out["events_per_s"] = round((end[1] - int(before[-1][col] or 0)) / span, 1)
+            out["rate_from"] = "sample before progress to done (one interval: a lower bound)"
         else:
             out["events_per_s"] = out["events_per_s_wall"]
             out["rate_from"] = "first progress to done (too few samples for more)"
