@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
-from pathlib import Path
 from types import ModuleType
 
 import orjson
@@ -15,18 +12,12 @@ from caseclock.contracts.inbound import decode_event
 from caseclock.core.facts import INBOUND_TYPES
 from caseclock.core.policy import Policy, load_policy
 from caseclock.replay import replay
-
-_GENERATE = Path(__file__).resolve().parents[2] / "bench" / "generate.py"
+from tests.bench_modules import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_generate", _GENERATE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_module("generate.py", "bench_generate")
 
 
 @pytest.fixture(scope="module")

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-_SUPPORT = Path(__file__).resolve().parents[2] / "bench" / "live_support.py"
+from tests.bench_modules import load_bench_module
 
 
 @pytest.fixture(scope="module")
-def support() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(_SUPPORT.parent))  # it imports its neighbours (bench/common.py)
-    try:
-        spec = importlib.util.spec_from_file_location("bench_live_support", _SUPPORT)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.path.remove(str(_SUPPORT.parent))
+def support() -> ModuleType:
+    return load_bench_module("live_support.py", "bench_live_support")
 
 
 def test_a_rate_is_taken_between_interior_samples(support: ModuleType) -> None:
