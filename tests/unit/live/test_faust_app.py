@@ -123,3 +123,27 @@ async def test_a_taken_over_partition_is_not_taken_for_read_before_its_streams_a
     assert await cc._input_end_offsets({0}) == {0: {("a", 0): 8}}
     cc._read[("a", 0)] = 7  # read (and applied) up to the end
     assert await cc._input_end_offsets({0}) == {0: {}}
+
+
+def test_rocksdb_memory_is_bounded_as_configured(tmp_path: Any) -> None:
+    """The table's RocksDB databases get the configured write buffers and block cache, not
+    Faust's defaults (3 x 64 MiB and 2 GiB per partition)."""
+    env = {
+        "CASECLOCK_STORE": "rocksdb://",
+        "CASECLOCK_DATA_DIR": str(tmp_path),
+        "CASECLOCK_ROCKSDB_WRITE_BUFFER_MB": "4",
+        "CASECLOCK_ROCKSDB_BLOCK_CACHE_MB": "16",
+    }
+    options = CaseClock(Config.from_env(env), load_policy()).table.data.rocksdb_options
+    assert options.write_buffer_size == 4 * 1024 * 1024
+    assert options.max_write_buffer_number == 2
+    assert options.block_cache_size == 16 * 1024 * 1024
+    opened = options.open(tmp_path / "probe.db")  # and RocksDB accepts them
+    opened[b"k"] = b"v"
+    assert opened[b"k"] == b"v"
+    opened.close()
+
+
+def test_the_memory_store_takes_no_rocksdb_options() -> None:
+    svc = CaseClock(Config.from_env({"CASECLOCK_STORE": "memory://"}), load_policy())
+    assert not svc.table.options
