@@ -7,9 +7,10 @@ the offending field named, never at 3 a.m. when a deadline is computed.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -266,3 +267,30 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except OSError as e:
         raise PolicyError(f"cannot read policy {p}: {e.strerror}") from None
     return policy_from_toml(text, str(p))
+
+
+def _canonical(v: Any) -> Any:
+    """A form of a policy value whose repr is the same in every process: dataclasses by their
+    compared fields, mappings by key, sets sorted (their iteration order follows string and
+    date hashes, which are randomised per process)."""
+    if is_dataclass(v) and not isinstance(v, type):
+        return (
+            type(v).__name__,
+            tuple((f.name, _canonical(getattr(v, f.name))) for f in fields(v) if f.compare),
+        )
+    if isinstance(v, Mapping):
+        return tuple(sorted((repr(_canonical(k)), _canonical(x)) for k, x in v.items()))
+    if isinstance(v, (set, frozenset)):
+        return tuple(sorted(repr(_canonical(x)) for x in v))
+    if isinstance(v, (list, tuple)):
+        return tuple(_canonical(x) for x in v)
+    return v
+
+
+def policy_fingerprint(policy: Policy, salt: str = "") -> str:
+    """A short digest of everything in the policy that decides deadlines (and of `salt`):
+    equal for equal policies in any process, different as soon as a window, calendar, plan
+    or pause status changes. Facts derived from a state and the policy, stored beside the
+    state, are valid only under the fingerprint they were stored with."""
+    text = repr((salt, _canonical(policy))).encode()
+    return hashlib.blake2b(text, digest_size=6).hexdigest()

@@ -477,8 +477,8 @@ class CaseClock:
         owned = self.owned_partitions()
         self.svc.begin_rebuild(owned)
         n = 0
-        for i, row in enumerate(list(self.table.values()), 1):
-            n += self.svc.index_row(row)
+        for i, (key, row) in enumerate(self.store.rows(), 1):
+            n += self.svc.index_row(key, row)
             if i % REBUILD_YIELD_EVERY == 0:
                 self._rebuilt += REBUILD_YIELD_EVERY
                 await asyncio.sleep(0)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import rocksdict
@@ -123,6 +123,16 @@ class TableStore:
         else:
             store.data[key] = row
             store._key_partition[key] = partition  # what Faust drops on revocation
+
+    def rows(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, row) of every stored row of the partitions this worker serves actively, for
+        the index rebuild: RocksDB's iterators read a snapshot, so writes meanwhile are safe;
+        the memory store's rows are copied first for the same reason."""
+        store = self._store
+        if self._rocks:
+            yield from store._iteritems()  # Faust's: active partitions, its offset key skipped
+        else:
+            yield from list(store.data.items())
 
     def write_rows(self) -> None:
         """Write the waiting RocksDB rows, a batch per partition (before their changelog

@@ -20,14 +20,11 @@ be committed while they last, and giving up would lose records).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-
-import orjson
 
 from caseclock.contracts.deadletter import DeadLetter
 from caseclock.contracts.inbound import Rejected, decode_event
@@ -42,6 +39,14 @@ from caseclock.live.config import Config
 from caseclock.live.logs import Summary
 from caseclock.live.metrics import Metrics
 from caseclock.live.ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
+from caseclock.live.rows import (
+    Standing,
+    decode_row,
+    encode_row,
+    read_header,
+    row_fingerprint,
+    row_partition,
+)
 
 log = logging.getLogger("caseclock")
 
@@ -63,35 +68,17 @@ def transient(exc: BaseException) -> bool:
 
 @dataclass(slots=True)
 class _Loaded:
-    """A case as loaded for one batch: its state, when its latest fact arrived, its key."""
+    """A case as loaded for one batch: its key, state, when its latest fact arrived, and its
+    standing as stored (what the index and gauges hold of it until its row is rewritten)."""
 
     key: bytes
     state: CaseState
     touched: int
+    standing: Standing
 
 
 async def _raise(exc: BaseException) -> object:
     raise exc
-
-
-def encode_row(state: CaseState, partition: int, touched: int) -> bytes:
-    """A table row: the state, its partition (for rebuilds) and when its latest fact arrived."""
-    return orjson.dumps({"p": partition, "t": touched, "s": state.to_dict()})
-
-
-def _row_partition(row: bytes) -> int | None:
-    """The partition of a row written by `encode_row` ({"p":N,...}), without decoding it."""
-    if row.startswith(b'{"p":'):
-        end = row.find(b",", 5)
-        if end > 5 and row[5:end].isdigit():
-            return int(row[5:end])
-    return None
-
-
-def decode_row(row: bytes) -> tuple[CaseState, int, int]:
-    """(state, touched, partition) of a table row."""
-    doc = orjson.loads(row)
-    return CaseState.from_dict(doc["s"]), doc["t"], doc["p"]
 
 
 class CaseService:
@@ -111,6 +98,8 @@ class CaseService:
         self.cfg = cfg
         self.policy = policy
         self.engine = Engine(policy)
+        self.fingerprint = row_fingerprint(policy)
+        """What the standings stored in rows are valid under (`live.rows`)."""
         self.metrics = metrics
         self.store = store
         self.outbox = outbox
@@ -193,15 +182,16 @@ class CaseService:
     ) -> list[tuple[Rejected, Origin, bytes]]:
         loaded = self._load(p, key)
         state = None if loaded is None else loaded.state
+        stored = None if loaded is None else loaded.standing
         was_open = state is not None and state.opened
         was_acked = was_open and state is not None and state.comm_first is not None
-        if state is not None:
-            self._count(p, state, -1)
+        if stored is not None:
+            self._count(p, stored, -1)
         try:
-            return self._apply_loaded(p, key, items, now, state, was_open, was_acked)
+            return self._apply_loaded(p, key, items, now, state, stored, was_open, was_acked)
         except Exception:
-            if state is not None:  # its gauge contribution is the stored row's again
-                self._count_stored(p, key)
+            if stored is not None:  # its gauge contribution is the stored row's again
+                self._count(p, stored, +1)
             raise
 
     def _apply_loaded(
@@ -211,9 +201,12 @@ class CaseService:
         items: list[tuple[Inbound, InboundEvent]],
         now: int,
         state: CaseState | None,
+        stored: Standing | None,
         was_open: bool,
         was_acked: bool,
     ) -> list[tuple[Rejected, Origin, bytes]]:
+        """Apply the events to the loaded state; write the row once, and count the case in the
+        gauges by the standing its row now has (`stored` if nothing was written)."""
         applied: list[InboundEvent] = []
         for _, ev in items:
             state, ok = self.engine.apply(state, ev, now)
@@ -223,31 +216,36 @@ class CaseService:
                 self._duplicates[ev.type] += 1
         assert state is not None
         rejected: list[tuple[Rejected, Origin, bytes]] = []
+        standing = stored
         if applied:
-            row: bytes | None = encode_row(state, p, now)
-            if row is not None and len(row) > self.cfg.max_state_bytes:
-                state, row, applied, rejected = self._apply_within_bound(p, key, items, now)
-            if state is not None and row is not None:
+            written: tuple[bytes, Standing] | None = self._encode(state, p, now)
+            if written is not None and len(written[0]) > self.cfg.max_state_bytes:
+                state, written, applied, rejected = self._apply_within_bound(p, key, items, now)
+            if state is not None and written is not None:
+                row, standing = written
                 for ev in applied:
                     self._consumed[ev.type] += 1
                 self._observe_new_facts(state, was_open, was_acked)
                 self.store.put(p, key, row)
-                self._schedule(p, state.case_id, self._held(p, state, now))
-        if state is not None:
-            self._count(p, state, +1)
+                self._schedule(p, state.case_id, self._held(p, state.case_id, standing, now))
+        if standing is not None:
+            self._count(p, standing, +1)
         return rejected
 
     def _apply_within_bound(
         self, p: int, key: bytes, items: list[tuple[Inbound, InboundEvent]], now: int
     ) -> tuple[
-        CaseState | None, bytes | None, list[InboundEvent], list[tuple[Rejected, Origin, bytes]]
+        CaseState | None,
+        tuple[bytes, Standing] | None,
+        list[InboundEvent],
+        list[tuple[Rejected, Origin, bytes]],
     ]:
         """The slow path when a batch would make the case's row too large: apply its events one
         by one from the stored state and dead-letter each one that would cross the bound (the
         case keeps the state before it)."""
         loaded = self._load(p, key)
         state = None if loaded is None else loaded.state
-        row: bytes | None = None
+        written: tuple[bytes, Standing] | None = None
         applied: list[InboundEvent] = []
         rejected: list[tuple[Rejected, Origin, bytes]] = []
         for msg, ev in items:
@@ -256,14 +254,14 @@ class CaseService:
             if not ok:
                 state = candidate
                 continue
-            new_row = encode_row(candidate, p, now)
-            if len(new_row) > self.cfg.max_state_bytes:
-                rejected.append((self._too_large(len(new_row)), msg.origin, msg.value or b""))
+            encoded = self._encode(candidate, p, now)
+            if len(encoded[0]) > self.cfg.max_state_bytes:
+                rejected.append((self._too_large(len(encoded[0])), msg.origin, msg.value or b""))
                 state = before
                 continue
-            state, row = candidate, new_row
+            state, written = candidate, encoded
             applied.append(ev)
-        return state, row, applied, rejected
+        return state, written, applied, rejected
 
     def _too_large(self, size: int) -> Rejected:
         return Rejected(
@@ -386,12 +384,13 @@ class CaseService:
         await self._dead_letter_all(undeliverable)
         for partition, loaded, alerts in evaluated:
             state = loaded.state
+            standing = loaded.standing  # no alert: the state and its row are unchanged
             if alerts:  # only now: the alerts it records are acknowledged
-                row = encode_row(state, partition, loaded.touched)
+                row, standing = self._encode(state, partition, loaded.touched)
                 if len(row) <= self.cfg.max_state_bytes:  # evaluation never grows a state
                     self.store.put(partition, loaded.key, row)
-            self._count(partition, state, +1)
-            self._schedule(partition, state.case_id, self._wake_at(state, loaded.touched))
+            self._count(partition, standing, +1)
+            self._schedule(partition, state.case_id, self._wake(standing, loaded.touched))
         for partition, _ in due:
             self._publish_counts(partition)
         return cut_off
@@ -414,15 +413,14 @@ class CaseService:
             self.inflight.pop((partition, case_id), None)
             self.summary.add("tick")
             key = case_id.encode()
-            counted_out = False
+            loaded = None
             try:
                 loaded = self._load(partition, key)
                 if loaded is None:
                     self.metrics.tick("stale")
                     continue
                 state = loaded.state
-                self._count(partition, state, -1)
-                counted_out = True
+                self._count(partition, loaded.standing, -1)
                 if self._expired(state, loaded.touched, now):
                     self.store.delete(partition, key)
                     idx.remove(state.case_id)
@@ -434,8 +432,8 @@ class CaseService:
                 self.metrics.tick("fired" if alerts else "stale")
             except Exception:  # the re-armed retry brings this case back
                 log.exception("caseclock: failed to evaluate case %r", case_id)
-                if counted_out:
-                    self._count_stored(partition, key)
+                if loaded is not None:  # its gauge contribution is the stored row's again
+                    self._count(partition, loaded.standing, +1)
         return evaluated
 
     def _alert_sent(self, a: Alert, touched: int) -> None:
@@ -579,26 +577,26 @@ class CaseService:
         self.rebuilt_at.clear()  # stamped when the timer first serves each partition
         self.timer_target = None
 
-    def index_row(self, row: bytes) -> int:
-        """Index one table row if its partition is being rebuilt; returns 1 if it was.
+    def index_row(self, key: bytes, row: bytes) -> int:
+        """Index one table row (`key` is its case_id) if its partition is being rebuilt;
+        returns 1 if it was.
 
         Cheap on what it does not need: the partition is read from the row's prefix (rows of
-        other partitions are not decoded), and a resolved or never-opened case (most rows of a
-        long-running table) only needs its purge time, not its state."""
-        p = _row_partition(row)
+        other partitions are not parsed), and of the rest only the header before the state
+        (`live.rows`); a state is decoded only if its row was written under another policy
+        or caseclock version."""
+        p = row_partition(row)
         if p is not None and p not in self.indexes:
             return 0
-        doc = orjson.loads(row)
-        p = doc["p"]
+        head = read_header(row, self.fingerprint)
+        p = head.partition
         if p not in self.indexes:
             return 0
-        facts = doc["s"]
-        if "rs" in facts or "o" not in facts:  # resolved / never opened: only its purge
-            self.indexes[p].schedule(facts["c"], doc["t"] + self.cfg.retention_us)
-            return 1
-        state = CaseState.from_dict(facts)
-        self.indexes[p].schedule(state.case_id, self._wake_at(state, doc["t"]))
-        self._tally(self.open_counts[p], self.risk_counts[p], state, +1)
+        standing = head.standing
+        if standing is None:
+            standing = self.standing(decode_row(row)[0])
+        self.indexes[p].schedule(key.decode(), self._wake(standing, head.touched))
+        self._tally(self.open_counts[p], self.risk_counts[p], standing, +1)
         return 1
 
     def finish_rebuild(self) -> None:
@@ -621,15 +619,27 @@ class CaseService:
         row = self.store.get(partition, key)
         if row is None:
             return None
-        state, touched, _ = decode_row(row)
-        return _Loaded(key, state, touched)
+        state, touched, standing = decode_row(row, self.fingerprint)
+        if standing is None:  # written under another policy or version: derived again
+            standing = self.standing(state)
+        return _Loaded(key, state, touched, standing)
 
-    def _count_stored(self, partition: int, key: bytes) -> None:
-        """Add the stored row's gauge contribution back after a failure took it out."""
-        with contextlib.suppress(Exception):
-            loaded = self._load(partition, key)
-            if loaded is not None:
-                self._count(partition, loaded.state, +1)
+    def standing(self, state: CaseState) -> Standing:
+        """What the index and the gauges hold of a case (`live.rows.Standing`)."""
+        if not state.opened or state.resolved:
+            return Standing(True, None, None, ())
+        cur = self.engine.current(state)
+        if cur is None:
+            return Standing(False, self.engine.next_due(state), None, ())
+        counted = (str(cur[1].priority), cur[0].name)
+        return Standing(
+            False, self.engine.next_due(state), counted, tuple(self.engine.at_risk(state))
+        )
+
+    def _encode(self, state: CaseState, partition: int, touched: int) -> tuple[bytes, Standing]:
+        """The case's row, and the standing it records."""
+        standing = self.standing(state)
+        return encode_row(state, partition, touched, standing, self.fingerprint), standing
 
     def _index(self, partition: int) -> DeadlineIndex:
         idx = self.indexes.get(partition)
@@ -643,16 +653,16 @@ class CaseService:
             self.timer_target = at
             self.wake()
 
-    def _held(self, p: int, state: CaseState, now: int) -> int | None:
-        """When the timer must look at a case a fact was just applied to: its `_wake_at`, but
+    def _held(self, p: int, case_id: str, standing: Standing, now: int) -> int | None:
+        """When the timer must look at a case a fact was just applied to: its `_wake`, but
         a deadline already past (or nearer than the input skew) waits until `now` + skew, for
         the case's facts on the other input topics. Once: a case already waiting that long or
         less keeps its turn, so a case whose facts keep coming is not pushed back by each."""
-        wake = self._wake_at(state, now)
+        wake = self._wake(standing, now)
         hold = now + self.skew_us
         if wake is None or wake >= hold:
             return wake
-        pending = self._index(p).due_of(state.case_id)
+        pending = self._index(p).due_of(case_id)
         if pending is not None and pending <= hold:
             return max(wake, pending)
         return hold
@@ -660,11 +670,11 @@ class CaseService:
     def _expired(self, state: CaseState, touched: int, now: int) -> bool:
         return (state.resolved or not state.opened) and touched + self.cfg.retention_us <= now
 
-    def _wake_at(self, state: CaseState, touched: int) -> int | None:
+    def _wake(self, standing: Standing, touched: int) -> int | None:
         """When the timer must look at this case again: its next alert, or its purge."""
-        if state.resolved or not state.opened:
+        if standing.closed:
             return touched + self.cfg.retention_us
-        return self.engine.next_due(state)
+        return standing.due
 
     def timer_lag(self, now: int, owned: Iterable[int]) -> int:
         """How long the oldest due timer has waited to be evaluated: a case dispatched but not
@@ -682,7 +692,7 @@ class CaseService:
 
     # --- gauges ------------------------------------------------------------------------------
 
-    def _count(self, partition: int, state: CaseState, sign: int) -> None:
+    def _count(self, partition: int, standing: Standing, sign: int) -> None:
         """Add (+1) or remove (-1) the case's contribution to its partition's gauges; callers
         remove it before a state change and add it back after, so no per-case copy is kept."""
         opens = self.open_counts.get(partition)
@@ -691,23 +701,21 @@ class CaseService:
         risks = self.risk_counts.get(partition)
         if risks is None:
             risks = self.risk_counts[partition] = Counter()
-        self._tally(opens, risks, state, sign)
+        self._tally(opens, risks, standing, sign)
 
+    @staticmethod
     def _tally(
-        self,
         opens: Counter[tuple[str, str]],
         risks: Counter[tuple[str, str]],
-        state: CaseState,
+        standing: Standing,
         sign: int,
     ) -> None:
-        if not state.opened or state.resolved:
+        counted = standing.counted
+        if counted is None:
             return
-        cur = self.engine.current(state)
-        if cur is None:
-            return
-        prio = str(cur[1].priority)
-        opens[(prio, cur[0].name)] += sign
-        for clock in self.engine.at_risk(state):
+        opens[counted] += sign
+        prio = counted[0]
+        for clock in standing.risks:
             risks[(clock, prio)] += sign
 
     def _publish_counts(self, partition: int) -> None:

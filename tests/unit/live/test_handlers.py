@@ -6,8 +6,9 @@ from __future__ import annotations
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from caseclock.core.timeutil import to_us
-from caseclock.live.handlers import CaseService, decode_row
+from caseclock.live.handlers import CaseService
 from caseclock.live.ports import DEAD_LETTERS, Origin
+from caseclock.live.rows import decode_row
 from tests.factories import T0, note, opened, resolved
 from tests.unit.live.fakes import FakeClock, FakeOutbox, inbound, service
 
@@ -111,7 +112,7 @@ async def test_a_rebuilt_partition_catches_up_what_fell_due_before() -> None:
     await svc.on_inputs([inbound(opened("A", 0, 1))])
     clock.now = to_us(T0) + 2 * H  # the worker was down; its successor rebuilds now
     svc.begin_rebuild([0])
-    assert sum(svc.index_row(row) for row in store.rows.values()) == 1
+    assert sum(svc.index_row(k, row) for (_, k), row in store.rows.items()) == 1
     svc.finish_rebuild()
     await svc.on_due(svc.due(clock.now, [0]))
     assert [(a["stage"], a["catch_up"]) for a in box.records("ack-due")] == [("breach", True)]
@@ -251,7 +252,9 @@ async def test_a_rebuild_indexes_owned_rows_only_and_resolved_cases_for_their_pu
     )
     expected = {c: at for c, at in svc.indexes[0].items()}
     svc.begin_rebuild([0])
-    assert sum(svc.index_row(row) for row in store.rows.values()) == 2  # partition 1 skipped
+    assert (
+        sum(svc.index_row(k, row) for (_, k), row in store.rows.items()) == 2
+    )  # partition 1 skipped
     svc.finish_rebuild()
     assert dict(svc.indexes[0].items()) == expected
     assert expected["DONE"] == to_us(T0) + svc.cfg.retention_us  # its purge, not an alert
