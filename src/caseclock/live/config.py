@@ -137,7 +137,8 @@ SETTINGS: tuple[Setting, ...] = (
         "CASECLOCK_RECOVERY_DELAY",
         "3",
         "Seconds to wait after a rebalance before recovering tables, so that quick successive "
-        "rebalances cost one recovery.",
+        "rebalances cost one recovery; not before the worker's first recovery, which makes "
+        "it ready.",
     ),
     Setting(
         "CASECLOCK_GROUP_INSTANCE_ID",

@@ -194,7 +194,7 @@ class CaseClock:
             producer_acks=-1,
             broker_max_poll_records=BATCH_MAX,
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
-            stream_recovery_delay=cfg.recovery_delay,
+            stream_recovery_delay=0.0,  # the first recovery; then cfg's (`_on_recovered`)
             consumer_group_instance_id=cfg.group_instance_id or None,
             web_enabled=True,
             web_bind=cfg.web_host,
@@ -469,7 +469,14 @@ class CaseClock:
         return self.app.rebalancing_count != rebalances
 
     async def _on_recovered(self) -> None:
-        """Rebuild the deadline index and the gauges from the table for owned partitions."""
+        """Rebuild the deadline index and the gauges from the table for owned partitions.
+
+        From now on recoveries wait CASECLOCK_RECOVERY_DELAY after a rebalance; the first one
+        did not. A worker that owns nothing yet has no recovery to spare by waiting: its
+        progress is kept (offsets and rows in RocksDB) if a join cuts it short, the broker's
+        initial rebalance delay already gathers workers starting together, and an
+        orchestrator's rolling restart waits for this worker to be ready before the next."""
+        self._recovery().recovery_delay = self.cfg.recovery_delay
         rebalances = self.app.rebalancing_count
         if self._stale_recovery(rebalances):
             log.info("caseclock: ignoring the completion of an outdated recovery")

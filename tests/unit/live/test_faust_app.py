@@ -147,3 +147,11 @@ def test_rocksdb_memory_is_bounded_as_configured(tmp_path: Any) -> None:
 def test_the_memory_store_takes_no_rocksdb_options() -> None:
     svc = CaseClock(Config.from_env({"CASECLOCK_STORE": "memory://"}), load_policy())
     assert not svc.table.options
+
+
+async def test_only_recoveries_after_the_first_wait_the_recovery_delay() -> None:
+    svc = CaseClock(Config.from_env({"CASECLOCK_RECOVERY_DELAY": "3"}), load_policy())
+    recovery = svc._recovery()
+    assert recovery.recovery_delay == 0  # the start-up recovery makes the worker ready
+    await svc._on_recovered()
+    assert recovery.recovery_delay == 3
