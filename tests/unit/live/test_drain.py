@@ -86,3 +86,45 @@ async def test_the_lean_monitor_counts_a_fetch_a_partition_at_a_time() -> None:
     per_topic = f"{FAUST_SENSOR_PREFIX}_messages_received_per_topic_total"
     assert sample(per_topic, {"topic": "in"}) == 3.0  # the dashboard's input rate
     assert sample(f"{FAUST_SENSOR_PREFIX}_active_messages") == 0.0
+
+
+def test_a_recovered_changelog_is_buffered_and_applied_a_full_buffer_at_a_time() -> None:
+    """`_replay` does what Faust's recovery loop does per record: records at or below the
+    partition's applied offset are skipped, the rest buffered, a full buffer applied to the
+    table and emptied, and the recovery's offset advanced to the last record."""
+    tp = TP("app-cases-changelog", 3)
+    applied: list[list[tuple[bytes, bytes | None, int]]] = []
+
+    class Table:
+        recovery_buffer_size = 3
+        _on_changelog_event = None
+
+        def apply_changelog_batch(self, batch: list[Any]) -> None:
+            applied.append([(e.key, e.value, e.message.offset) for e in batch])
+
+    table = Table()
+    recovery: Any = SimpleNamespace(
+        in_recovery=True,
+        active_tps={tp},
+        tp_to_table={tp: table},
+        active_offsets={tp: 11},  # applied up to 11 (a recovery cut short, resumed)
+        buffer_sizes={},
+        buffers={table: []},
+        _active_events_received_at={},
+        _last_flush_at=None,
+    )
+    consumer: Any = SimpleNamespace(
+        _read_offset={},
+        _to_message=lambda tp, r: SimpleNamespace(tp=tp, offset=r[0], key=r[1], value=r[2]),
+        replayed=0,
+    )
+    assert BatchingConsumer._replayable(recovery, tp)
+    assert not BatchingConsumer._replayable(recovery, TP("app-cases-changelog", 4))
+    records = [(o, b"k%d" % o, None if o == 14 else b"v%d" % o) for o in range(10, 17)]
+    BatchingConsumer._replay(consumer, recovery, tp, records)
+    assert applied == [[(b"k12", b"v12", 12), (b"k13", b"v13", 13), (b"k14", None, 14)]]
+    assert [e.message.offset for e in recovery.buffers[table]] == [15, 16]  # the next flush
+    assert recovery.active_offsets[tp] == 16 and consumer._read_offset[tp] == 16
+    assert recovery.buffer_sizes[tp] == 3 and tp in recovery._active_events_received_at
+    recovery.in_recovery = False
+    assert not BatchingConsumer._replayable(recovery, tp)  # outside a recovery: Faust's path
