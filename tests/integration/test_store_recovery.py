@@ -89,7 +89,25 @@ def test_cases_survive_a_kill(
             wait_until(
                 lambda: open_cases(w2) == 2, 30, what="both cases recovered", detail=w2.log_tail
             )
+            if data_dir == "wiped":  # the rows came back through the batched replay
+                log = w2.log_path.read_text(errors="replace")
+                assert "changelog replayed a fetch at a time" in log, w2.log_tail()
+            # K2's breach and elevation are past by now, unless the first worker sent them
+            # before it was killed; either way the recovered worker must not lose them (nor
+            # send K1's, acknowledged before the kill). Waited for, not slept for: how much
+            # of K2 the first worker sent depends on how soon it became ready.
             time.sleep(max(0.0, 9.5 - (time.time() - datetime.fromisoformat(now).timestamp())))
+            wait_until(
+                lambda: {("elevate-to-l2", "action"), ("ack-due", "breach")}
+                <= {
+                    (a["type"], a["stage"])
+                    for a in run(read_alerts(kafka_bootstrap, dep, idle=0.3))
+                    if a["case_id"] == "K2"
+                },
+                30,
+                what="K2's breach and elevation",
+                detail=w2.log_tail,
+            )
         finally:
             w2.stop()
     finally:
