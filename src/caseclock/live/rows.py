@@ -19,6 +19,7 @@ change or an upgrade therefore costs one slower rebuild, never a wrong deadline.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
@@ -37,11 +38,17 @@ def row_fingerprint(policy: Policy) -> str:
     """The fingerprint rows are written under: the policy's, salted with the row format and
     the source of the core (the engine, calendars and state that standings are derived by),
     so that an upgrade which changes how deadlines are computed cannot reuse old ones."""
+    return policy_fingerprint(policy, salt=_core_digest())
+
+
+@functools.cache
+def _core_digest() -> str:
+    """The row format and the core's source, digested (once per process)."""
     digest = hashlib.blake2b(ROW_FORMAT.encode(), digest_size=8)
     core = resources.files("caseclock.core")
     for name in sorted(p.name for p in core.iterdir() if p.name.endswith(".py")):
         digest.update(name.encode() + b"\0" + core.joinpath(name).read_bytes())
-    return policy_fingerprint(policy, salt=digest.hexdigest())
+    return digest.hexdigest()
 
 
 _STATE = b',"s":'
