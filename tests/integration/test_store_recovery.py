@@ -97,13 +97,14 @@ def test_cases_survive_a_kill(
             # send K1's, acknowledged before the kill). Waited for, not slept for: how much
             # of K2 the first worker sent depends on how soon it became ready.
             time.sleep(max(0.0, 9.5 - (time.time() - datetime.fromisoformat(now).timestamp())))
+
+            def k2_stages() -> set[tuple[str, str]]:
+                alerts = run(read_alerts(kafka_bootstrap, dep, idle=0.3))
+                return {(a["type"], a["stage"]) for a in alerts if a["case_id"] == "K2"}
+
+            owed = {("elevate-to-l2", "action"), ("ack-due", "breach")}
             wait_until(
-                lambda: {("elevate-to-l2", "action"), ("ack-due", "breach")}
-                <= {
-                    (a["type"], a["stage"])
-                    for a in run(read_alerts(kafka_bootstrap, dep, idle=0.3))
-                    if a["case_id"] == "K2"
-                },
+                lambda: owed <= k2_stages(),
                 30,
                 what="K2's breach and elevation",
                 detail=w2.log_tail,
