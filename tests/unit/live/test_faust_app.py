@@ -134,7 +134,8 @@ def test_rocksdb_memory_is_bounded_as_configured(tmp_path: Any) -> None:
         "CASECLOCK_ROCKSDB_WRITE_BUFFER_MB": "4",
         "CASECLOCK_ROCKSDB_BLOCK_CACHE_MB": "16",
     }
-    options = CaseClock(Config.from_env(env), load_policy()).table.data.rocksdb_options
+    store: Any = CaseClock(Config.from_env(env), load_policy()).table.data
+    options = store.rocksdb_options
     assert options.write_buffer_size == 4 * 1024 * 1024
     assert options.max_write_buffer_number == 2
     assert options.block_cache_size == 16 * 1024 * 1024
