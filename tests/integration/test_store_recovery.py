@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
 
 from caseclock.cli.simulator import event_doc
 from tests.integration.deployment import Deployment, WorkerProcess, run
@@ -45,13 +46,25 @@ def open_cases(w: WorkerProcess) -> float | None:
 
 
 @pytest.mark.parametrize(
-    "store, data_dir",
-    [("memory://", "wiped"), ("rocksdb://", "kept"), ("rocksdb://", "wiped")],
-    ids=["memory-from-changelog", "rocksdb-data-dir-kept", "rocksdb-from-changelog"],
+    "store, data_dir, how",
+    [
+        ("memory://", "wiped", "kill"),
+        ("rocksdb://", "kept", "kill"),
+        ("rocksdb://", "wiped", "kill"),
+        ("rocksdb://", "kept", "stop"),
+    ],
+    ids=[
+        "memory-from-changelog",
+        "rocksdb-data-dir-kept",
+        "rocksdb-from-changelog",
+        "rocksdb-kept-after-a-clean-stop",
+    ],
 )
 def test_cases_survive_a_kill(
-    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str, data_dir: str
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path, store: str, data_dir: str, how: str
 ) -> None:
+    """Killed, or (the last case) stopped cleanly: then the worker saved its index snapshots,
+    and the restart takes the index and gauges from them instead of reading the rows."""
     dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path, extra_env={"CASECLOCK_STORE": store})
     topics = {t: dep.topic(t) for t in ("case-opened", "case-noted")}
     now = datetime.now(UTC).isoformat()
@@ -77,7 +90,11 @@ def test_cases_survive_a_kill(
             30,
             what="the three input messages committed",
         )
-        w.kill()
+        if how == "stop":
+            w.stop()
+            assert any(w.data_dir.rglob("*.index")), w.log_tail()
+        else:
+            w.kill()
         if store == "rocksdb://":
             assert any(w.data_dir.rglob("*")), "the RocksDB store wrote nothing to the data dir"
         if data_dir == "wiped":
@@ -89,9 +106,12 @@ def test_cases_survive_a_kill(
             wait_until(
                 lambda: open_cases(w2) == 2, 30, what="both cases recovered", detail=w2.log_tail
             )
+            log = w2.log_path.read_text(errors="replace")
             if data_dir == "wiped":  # the rows came back through the batched replay
-                log = w2.log_path.read_text(errors="replace")
                 assert "changelog replayed a fetch at a time" in log, w2.log_tail()
+            # Both cases have a deadline; a killed worker left no snapshot (the rows are read).
+            read = "0 rows read, 2 deadlines" if how == "stop" else "2 rows read, 0 deadlines"
+            assert read in log, w2.log_tail()
             # K2's breach and elevation are past by now, unless the first worker sent them
             # before it was killed; either way the recovered worker must not lose them (nor
             # send K1's, acknowledged before the kill). Waited for, not slept for: how much
@@ -124,3 +144,57 @@ def test_cases_survive_a_kill(
         len({(a["type"], a["stage"], a["due_at"]) for a in alerts if a["alert_id"] == i}) == 1
         for i in repeats
     )
+
+
+def test_an_index_snapshot_is_not_used_once_a_row_was_written_after_it(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """A worker stops cleanly (saving its snapshots); while it is away another worker, on its
+    own data dir, takes the partitions and opens a case in the partition of the first case.
+    The first worker's return replays that row from the changelog into its RocksDB: the
+    partition's stored offset has moved past its snapshot's, so the snapshot is stale and
+    the rows are read (the gauge counts both cases, not the snapshot's one)."""
+    dep = Deployment(
+        kafka_bootstrap, unique_prefix, tmp_path, extra_env={"CASECLOCK_STORE": "rocksdb://"}
+    )
+    topics = {t: dep.topic(t) for t in ("case-opened", "case-noted")}
+    inputs = set(topics.values())
+    now = datetime.now(UTC).isoformat()
+
+    def partition(key: str) -> int:
+        return int(murmur2(key.encode()) & 0x7FFFFFFF) % dep.partitions
+
+    other_key = next(k for i in range(2, 1000) if partition(k := f"S{i}") == partition("S1"))
+    assert other_key != "S1"
+
+    def open_case(w: WorkerProcess, case_id: str, n: int) -> None:
+        doc = event_doc("case-opened", case_id, now, f"o-{case_id}", priority=3)
+        run(produce(kafka_bootstrap, [event_message(topics, doc)]))
+        wait_until(lambda: open_cases(w) == n, 30, what=f"{n} open", detail=w.log_tail)
+        wait_until(
+            lambda: run(committed(kafka_bootstrap, dep.app_id, inputs)) == n,
+            30,
+            what=f"{n} input messages committed",
+        )
+
+    w = WorkerProcess(dep, "w").start()
+    try:
+        w.wait_ready()
+        open_case(w, "S1", 1)
+    finally:
+        w.stop()
+    assert any(w.data_dir.rglob("*.index")), w.log_tail()
+    other = WorkerProcess(dep, "other").start()
+    try:
+        other.wait_ready()
+        open_case(other, other_key, 2)
+    finally:
+        other.stop()
+    back = WorkerProcess(dep, "w").start()
+    try:
+        back.wait_ready()
+        wait_until(lambda: open_cases(back) == 2, 30, what="both cases", detail=back.log_tail)
+        log = back.log_path.read_text(errors="replace")
+        assert f"index snapshot of partition {partition('S1')} is stale" in log, back.log_tail()
+    finally:
+        back.stop()

@@ -29,6 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -42,6 +43,7 @@ from caseclock.live.drain import CaseClockTransport
 from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
 from caseclock.live.faust_store import TableStore
 from caseclock.live.handlers import CaseService
+from caseclock.live.index_snapshots import IndexSnapshot, SnapshotDir
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, Inbound, Origin
 from caseclock.live.producer import BatchProducer, Record
@@ -80,6 +82,9 @@ CATCH_UP_HOLD_S = 30.0
 """Longest a newly served partition's timers wait for its input backlog to be read."""
 SUMMARY_EVERY_S = 60.0
 """One summary line per this many seconds says what the worker did."""
+SNAPSHOT_SETTLE_S = 10.0
+"""How long a stopping worker waits for its last changelog rows to be acknowledged before
+it saves its index snapshots (`_on_shutdown`); the orchestrator's grace period bounds it too."""
 
 
 def rocksdb_options(cfg: Config) -> dict[str, int]:
@@ -161,6 +166,10 @@ class CaseClock:
         self._served: set[int] = set()
         """Partitions whose timers run: their input backlog at assignment has been read."""
         self.app = self._build_app()
+        self._snapshot_dir = SnapshotDir(Path(self.app.conf.tabledir) / "caseclock-index")
+        self._snapshots_taken = False
+        self._stopping = False
+        """Set once the worker stops: the timer evaluates nothing more."""
         self.producer = BatchProducer(self._aiokafka_producer)
         self.store = TableStore(
             self.table,
@@ -227,6 +236,7 @@ class CaseClock:
             ),
         )
         self.table.on_recover(self._on_recovered)
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         app.agent(self.inputs, name="caseclock.process")(self._process)
         app.task(self._timer)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -483,8 +493,18 @@ class CaseClock:
             return
         owned = self.owned_partitions()
         self.svc.begin_rebuild(owned)
-        n = 0
-        for i, (key, row) in enumerate(self.store.rows(), 1):
+        n = restored = 0
+        offsets = self.store.read_offsets(owned)
+        for p, snap in self._take_snapshots().items():
+            if (
+                p in owned
+                and self.store.writes == 0
+                and snap.usable(self.svc.fingerprint, offsets[p])
+            ):
+                restored += self.svc.restore(snap)
+            elif p in owned:
+                log.info("caseclock: index snapshot of partition %s is stale; its rows are read", p)
+        for i, (key, row) in enumerate(self.store.rows(self.svc.scanning), 1):
             n += self.svc.index_row(key, row)
             if i % REBUILD_YIELD_EVERY == 0:
                 self._rebuilt += REBUILD_YIELD_EVERY
@@ -497,7 +517,48 @@ class CaseClock:
         self.watch.done()
         self.metrics.set_recovery_complete(True)
         self._wake.set()
-        log.info("caseclock: recovered %d cases on partitions %s", n, sorted(owned))
+        log.info(
+            "caseclock: recovered partitions %s: %d rows read, %d deadlines from index snapshots",
+            sorted(owned),
+            n,
+            restored,
+        )
+
+    def _take_snapshots(self) -> dict[int, IndexSnapshot]:
+        """The index snapshots of the last clean stop, at the first rebuild only (they are
+        read once: `live.index_snapshots`); none for the memory store."""
+        if self._snapshots_taken or not self.store.persistent:
+            return {}
+        self._snapshots_taken = True
+        return self._snapshot_dir.take()
+
+    async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
+        """Save each owned partition's index snapshot, once the streams have stopped: the
+        timer is stopped first (not ready), then under the handling lock every row is
+        written and its changelog acknowledged, so the snapshot and the stored offsets agree.
+        Skipped when the index is not whole (stopping during a rebalance or a recovery) or
+        the broker does not acknowledge in time."""
+        ready, self.ready = self.ready and not self.app.rebalancing, False
+        self._stopping = True
+        if not ready or not self.store.persistent:
+            return
+        async with self._handling:
+            try:
+                settled = await self.store.settle(within=SNAPSHOT_SETTLE_S)
+            except Exception as exc:
+                log.warning("caseclock: no index snapshot: the last rows were not written: %s", exc)
+                return
+            if not settled:
+                log.warning(
+                    "caseclock: no index snapshot: changelog rows were not acknowledged "
+                    "within %.0f s; the next start reads every row",
+                    SNAPSHOT_SETTLE_S,
+                )
+                return
+            offsets = self.store.offsets
+            snaps = [self.svc.snapshot(p, offsets.get(p)) for p in sorted(self.svc.indexes)]
+            n = self._snapshot_dir.save(snaps)
+        log.info("caseclock: saved the index snapshots of %d partitions", n)
 
     # --- the input -----------------------------------------------------------------------------
 
@@ -604,6 +665,8 @@ class CaseClock:
 
     async def _fire_chunk(self, chunk: list[tuple[int, list[tuple[str, int]]]]) -> None:
         async with self._handling:
+            if self._stopping:  # they stay re-armed (and in the index snapshot)
+                return
             cut_off = await self.svc.on_due(chunk)
             await self.store.flush()
         if cut_off:

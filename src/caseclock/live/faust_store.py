@@ -62,6 +62,14 @@ class TableStore:
         """(partition, key) whose changelog record the broker did not take."""
         self._unwritten: dict[int, dict[bytes, bytes | None]] = {}
         """RocksDB rows (None: deleted) written since the last flush, by partition."""
+        self._unacknowledged: set[asyncio.Future[Any]] = set()
+        """Changelog batches handed to the producer and not yet acknowledged (or failed)."""
+        self.offsets: dict[int, int | None] = {}
+        """The changelog offset stored for each partition (what Faust's recovery starts
+        from), as this store last read it (`read_offsets`) or stored it (an acknowledgement):
+        known without asking RocksDB, which Faust closes before the worker's last words."""
+        self.writes = 0
+        """Rows written or deleted since this store was made."""
 
     @property
     def _store(self) -> Any:
@@ -111,6 +119,7 @@ class TableStore:
         self._pending.append(Record(self.topic, key, None, partition))
 
     def _write(self, partition: int, key: bytes, row: bytes | None) -> None:
+        self.writes += 1
         store = self._store
         if self._rocks:
             waiting = self._unwritten.get(partition)
@@ -124,15 +133,42 @@ class TableStore:
             store.data[key] = row
             store._key_partition[key] = partition  # what Faust drops on revocation
 
-    def rows(self) -> Iterator[tuple[bytes, bytes]]:
-        """(key, row) of every stored row of the partitions this worker serves actively, for
-        the index rebuild: RocksDB's iterators read a snapshot, so writes meanwhile are safe;
-        the memory store's rows are copied first for the same reason."""
+    def rows(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        """(key, row) of the stored rows of these partitions (RocksDB; the memory store
+        keeps no partitions apart and yields every row), for the index rebuild: RocksDB's
+        iterators read a snapshot, so writes meanwhile are safe; the memory store's rows are
+        copied first for the same reason."""
         store = self._store
         if self._rocks:
-            yield from store._iteritems()  # Faust's: active partitions, its offset key skipped
+            for p in sorted(partitions):  # Faust's item iterator skips its offset key
+                yield from store._visible_items(store._db_for_partition(p))
         else:
             yield from list(store.data.items())
+
+    @property
+    def persistent(self) -> bool:
+        """Whether rows outlive the process (RocksDB in the data directory)."""
+        return self._rocks
+
+    def read_offsets(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """The changelog offsets stored for these partitions (None: none yet, or the memory
+        store), read from the store, remembered in `offsets`, and returned."""
+        from faust.types import TP
+
+        out: dict[int, int | None] = {}
+        for p in partitions:
+            off = self._store.persisted_offset(TP(self.topic, p)) if self._rocks else None
+            out[p] = self.offsets[p] = off
+        return out
+
+    async def settle(self, *, within: float) -> bool:
+        """Flush, then wait (at most `within` seconds) until every changelog batch handed
+        over is acknowledged; whether then every row is written and its offset stored."""
+        await self.flush()
+        if self._unacknowledged:
+            await asyncio.wait(set(self._unacknowledged), timeout=within)
+            await asyncio.sleep(0)  # the acknowledgements' callbacks, scheduled before ours
+        return not self._unacknowledged and not self.pending
 
     def write_rows(self) -> None:
         """Write the waiting RocksDB rows, a batch per partition (before their changelog
@@ -168,7 +204,9 @@ class TableStore:
         for r, ack in zip(records, acks, strict=True):
             batches.setdefault(id(ack), (ack, []))[1].append(r)
         for ack, members in batches.values():
-            on_done(ack, functools.partial(self._acknowledged, members=members))
+            fut = on_done(ack, functools.partial(self._acknowledged, members=members))
+            if not fut.done():
+                self._unacknowledged.add(fut)
 
     def _repairs(self) -> list[Record]:
         owned = set(self._owned())
@@ -187,6 +225,7 @@ class TableStore:
         return out
 
     def _acknowledged(self, fut: asyncio.Future[Any], *, members: list[Record]) -> None:
+        self._unacknowledged.discard(fut)
         p = members[0].partition or 0
         if fut.cancelled() or fut.exception() is not None:
             exc = None if fut.cancelled() else fut.exception()
@@ -202,6 +241,7 @@ class TableStore:
         if self._rocks:
             from faust.types import TP
 
-            self._store.set_persisted_offset(
-                TP(self.topic, p), last_offset(fut.result(), len(members))
-            )
+            offset = last_offset(fut.result(), len(members))
+            self._store.set_persisted_offset(TP(self.topic, p), offset)
+            known = self.offsets.get(p)
+            self.offsets[p] = offset if known is None else max(known, offset)

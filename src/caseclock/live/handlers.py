@@ -36,6 +36,7 @@ from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import US, from_us
 from caseclock.live.config import Config
+from caseclock.live.index_snapshots import IndexSnapshot
 from caseclock.live.logs import Summary
 from caseclock.live.metrics import Metrics
 from caseclock.live.ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
@@ -109,6 +110,8 @@ class CaseService:
         self.indexes: dict[int, DeadlineIndex] = {}
         self.open_counts: dict[int, Counter[tuple[str, str]]] = {}
         self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
+        self._scanning: set[int] = set()
+        """Partitions being rebuilt from their rows (`begin_rebuild`, `restore`)."""
         self.inflight: dict[tuple[int, str], tuple[int, int]] = {}
         """Due cases taken for evaluation and not yet evaluated: (partition, case_id) -> (when
         first taken, the deadline it was taken for). A retry (its evaluation failed) carries
@@ -573,9 +576,45 @@ class CaseService:
         self.indexes = {p: DeadlineIndex() for p in owned}
         self.open_counts = {p: Counter() for p in owned}
         self.risk_counts = {p: Counter() for p in owned}
+        self._scanning = set(owned)
         self.inflight.clear()
         self.rebuilt_at.clear()  # stamped when the timer first serves each partition
         self.timer_target = None
+
+    def restore(self, snap: IndexSnapshot) -> int:
+        """Take a partition being rebuilt from its snapshot instead of its rows (the adapter
+        has checked it is usable: `IndexSnapshot.usable`); returns the deadlines it holds."""
+        p = snap.partition
+        if p not in self.indexes:
+            return 0
+        self._scanning.discard(p)
+        self.indexes[p] = DeadlineIndex.of(snap.keys, snap.dues)
+        self.open_counts[p] = Counter(snap.opens)
+        self.risk_counts[p] = Counter(snap.risks)
+        return len(snap.keys)
+
+    @property
+    def scanning(self) -> frozenset[int]:
+        """The partitions being rebuilt whose rows `index_row` still wants."""
+        return frozenset(self._scanning)
+
+    def snapshot(self, partition: int, offset: int | None) -> IndexSnapshot:
+        """The partition's index and gauge counts, for a restart (`live.index_snapshots`),
+        taken between handler calls. A case taken for evaluation and not yet evaluated
+        keeps the deadline it was taken for, so the restart evaluates it again."""
+        due = dict(self._index(partition).items())
+        for (p, case_id), (_, owed) in self.inflight.items():
+            if p == partition:
+                due[case_id] = min(owed, due.get(case_id, owed))
+        return IndexSnapshot(
+            partition=partition,
+            fingerprint=self.fingerprint,
+            offset=offset,
+            keys=list(due),
+            dues=list(due.values()),
+            opens=Counter(self.open_counts.get(partition, ())),
+            risks=Counter(self.risk_counts.get(partition, ())),
+        )
 
     def index_row(self, key: bytes, row: bytes) -> int:
         """Index one table row (`key` is its case_id) if its partition is being rebuilt;
@@ -586,11 +625,11 @@ class CaseService:
         (`live.rows`); a state is decoded only if its row was written under another policy
         or caseclock version."""
         p = row_partition(row)
-        if p is not None and p not in self.indexes:
+        if p is not None and p not in self._scanning:
             return 0
         head = read_header(row, self.fingerprint)
         p = head.partition
-        if p not in self.indexes:
+        if p not in self._scanning:
             return 0
         standing = head.standing
         if standing is None:
@@ -600,6 +639,7 @@ class CaseService:
         return 1
 
     def finish_rebuild(self) -> None:
+        self._scanning = set()
         owned = set(self.indexes)
         self.metrics.set_assigned_partitions(owned)
         for p in owned:

@@ -94,8 +94,12 @@ def last_offset(metadata: Any, count: int) -> int:
     return int(metadata.offset) + count - 1
 
 
-def on_done(fut: Awaitable[Any], callback: Callable[[asyncio.Future[Any]], None]) -> None:
-    """Run `callback` when a batch's acknowledgement settles (it is a future or a coroutine)."""
+def on_done(
+    fut: Awaitable[Any], callback: Callable[[asyncio.Future[Any]], None]
+) -> asyncio.Future[Any]:
+    """Run `callback` when a batch's acknowledgement settles (it is a future or a coroutine);
+    returns the future it is called with."""
     if not isinstance(fut, asyncio.Future):
         fut = asyncio.ensure_future(fut)
     fut.add_done_callback(callback)
+    return fut

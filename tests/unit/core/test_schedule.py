@@ -63,3 +63,20 @@ def test_matches_a_dict_model(ops: list[tuple[int, int | None]]) -> None:
     popped = idx.pop_due(now)
     assert sorted(popped) == sorted((d, k) for k, d in model.items() if d <= now)
     assert [d for d, _ in popped] == sorted(d for d, _ in popped)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 50)), max_size=40))
+def test_an_index_built_at_once_behaves_as_one_built_a_key_at_a_time(
+    ops: list[tuple[str, int]],
+) -> None:
+    """`DeadlineIndex.of` (a restart's bulk load) holds what scheduling each key in turn
+    would (a repeated key keeps its last deadline), and keeps working as an index."""
+    one_by_one = DeadlineIndex()
+    for key, due in ops:
+        one_by_one.schedule(key, due)
+    at_once = DeadlineIndex.of([k for k, _ in ops], [d for _, d in ops])
+    assert sorted(at_once.items()) == sorted(one_by_one.items())
+    for idx in (at_once, one_by_one):
+        idx.schedule("z", 25)
+    assert at_once.pop_due(30) == one_by_one.pop_due(30)
+    assert at_once.peek() == one_by_one.peek()

@@ -15,11 +15,12 @@ from caseclock.cli.simulator import iter_events
 from caseclock.core.policy import load_policy, policy_fingerprint, policy_from_toml
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import to_us
+from caseclock.live.handlers import CaseService
 from caseclock.live.ports import Inbound, Origin
 from caseclock.live.rows import Standing, decode_row, encode_row, read_header
 from tests.factories import T0
 from tests.unit.core.test_business_hours import POLICY_TOML
-from tests.unit.live.fakes import service
+from tests.unit.live.fakes import FakeClock, FakeStore, service
 
 H = 3600 * 10**6
 
@@ -68,25 +69,32 @@ def test_the_policy_fingerprint_is_the_same_in_every_process_and_changes_with_a_
     assert policy_fingerprint(load_policy()) != policy_fingerprint(load_policy(), salt="x")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_a_rebuild_from_headers_equals_one_from_states_and_the_live_gauges(
-    seed: int,
-) -> None:
-    """Random histories (pauses, reopenings, re-prioritisations) with the timer firing between
-    batches: a rebuild that reads only the rows' headers yields the same deadline index and
-    gauges as one that decodes every state, and the gauges the live handlers kept."""
+async def played(seed: int, events: int = 3000) -> tuple[CaseService, FakeStore, FakeClock]:
+    """A service after a random history (pauses, reopenings, re-prioritisations) over four
+    partitions, in batches of 100, with the timer firing between batches."""
     start = to_us(T0)
     svc, store, _, clock = service(start)
-    events = list(iter_events(3000, seed=seed, start=start // 1000, pauses=True))
-    for i in range(0, len(events), 100):
+    history = list(iter_events(events, seed=seed, start=start // 1000, pauses=True))
+    for i in range(0, len(history), 100):
         batch = []
-        for j, raw in enumerate(events[i : i + 100], start=i):
+        for j, raw in enumerate(history[i : i + 100], start=i):
             doc = orjson.loads(raw)
             key = doc["case_id"].encode()
             batch.append(Inbound(Origin(doc["type"], zlib.crc32(key) % 4, j, key), raw))
             clock.now = max(clock.now, to_us(datetime.fromisoformat(doc["occurred_at"])))
         await svc.on_inputs(batch)
         await svc.on_due(svc.due(clock.now, range(4)))
+    return svc, store, clock
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_rebuild_from_headers_equals_one_from_states_and_the_live_gauges(
+    seed: int,
+) -> None:
+    """After random histories, a rebuild that reads only the rows' headers yields the same
+    deadline index and gauges as one that decodes every state, and the gauges the live
+    handlers kept."""
+    svc, store, _ = await played(seed)
     assert any(
         r.startswith(b'{"p":') and b'"h":["' in r and b',"ack"' in r for r in store.rows.values()
     )

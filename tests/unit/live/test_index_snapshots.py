@@ -1,0 +1,121 @@
+"""Index snapshots (`live.index_snapshots`): what a clean stop saves so that a restart with
+the data directory kept need not read every row, and when a restart may trust one."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from caseclock.live.index_snapshots import IndexSnapshot, SnapshotDir, decode, encode
+from tests.unit.live.test_rows import played
+
+
+def snap(partition: int = 1, offset: int | None = 41) -> IndexSnapshot:
+    return IndexSnapshot(
+        partition=partition,
+        fingerprint="fp",
+        offset=offset,
+        keys=["A", "B"],
+        dues=[20, 10],
+        opens=Counter({("1", "support-plus"): 2, ("2", "x"): 0}),
+        risks=Counter({("ack", "1"): 1}),
+    )
+
+
+def test_a_snapshot_reads_back_as_written() -> None:
+    back = decode(encode(snap()))
+    assert back == IndexSnapshot(
+        1, "fp", 41, ["A", "B"], [20, 10], Counter({("1", "support-plus"): 2}), snap().risks
+    )
+    assert decode(encode(snap(offset=None))).offset is None
+
+
+@pytest.mark.parametrize(
+    "data, why",
+    [
+        (b"{not json", "not JSON"),
+        (b'{"format": 999}', "format"),
+        (b'{"format": 1, "partition": 0}', "malformed"),
+        (encode(snap()).replace(b'"dues":[20,10]', b'"dues":[20]'), "differ in length"),
+    ],
+)
+def test_what_is_not_a_snapshot_of_this_format_says_why(data: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        decode(data)
+
+
+def test_a_snapshot_is_usable_only_at_its_offset_and_under_its_fingerprint() -> None:
+    s = snap(offset=41)
+    assert s.usable("fp", 41)
+    assert not s.usable("fp", 42)  # a row written since (here or by another worker)
+    assert not s.usable("fp", None)
+    assert not s.usable("another policy", 41)
+
+
+def test_snapshots_are_read_once_and_a_broken_file_is_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    d = SnapshotDir(tmp_path / "idx")
+    assert d.take() == {}  # no directory yet
+    assert d.save([snap(0), snap(3)]) == 2
+    (d.path / "partition-5.index").write_bytes(b"truncated{")
+    (d.path / "partition-6.tmp").write_bytes(b"a stop cut short")
+    with caplog.at_level(logging.WARNING, "caseclock"):
+        taken = d.take()
+    assert sorted(taken) == [0, 3] and taken[3] == decode(encode(snap(3)))
+    assert "partition-5.index" in caplog.text
+    assert list(d.path.iterdir()) == []  # read once: a later crash cannot come back to them
+    assert d.take() == {}
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_a_restore_from_snapshots_equals_a_rebuild_from_the_rows(
+    tmp_path: Path, seed: int
+) -> None:
+    """After random histories, each partition's snapshot, saved and taken back, restores the
+    index and the gauges a rebuild from the rows yields; a partition without one is still
+    rebuilt from its rows alongside."""
+    svc, store, _ = await played(seed)
+
+    def rebuilt() -> tuple[object, ...]:
+        return (
+            {p: sorted(i.items()) for p, i in svc.indexes.items()},
+            {p: +c for p, c in svc.open_counts.items()},
+            {p: +c for p, c in svc.risk_counts.items()},
+        )
+
+    svc.begin_rebuild(range(4))
+    assert sum(svc.index_row(k, row) for (_, k), row in store.rows.items()) == len(store.rows)
+    svc.finish_rebuild()
+    from_rows = rebuilt()
+    d = SnapshotDir(tmp_path)
+    d.save(svc.snapshot(p, offset=7) for p in (0, 1, 3))
+
+    svc.begin_rebuild(range(4))
+    restored = sum(svc.restore(s) for s in d.take().values())
+    assert svc.scanning == {2}
+    scanned = sum(svc.index_row(k, row) for (_, k), row in store.rows.items())
+    svc.finish_rebuild()
+    assert scanned == sum(1 for p, _ in store.rows if p == 2)
+    assert restored == sum(len(svc.indexes[p]) for p in (0, 1, 3)) > 0
+    assert rebuilt() == from_rows
+
+
+async def test_a_case_taken_for_evaluation_keeps_the_deadline_it_was_taken_for() -> None:
+    """Stopping between the timer's pop and its evaluation: the case is re-armed for a retry
+    in the index, but the snapshot holds the deadline it owes, so the restart evaluates it
+    at once rather than after the retry delay."""
+    svc, _, clock = await played(6, events=600)
+    later = clock.now + 10**12
+    nxt = svc.next_deadline(range(4))
+    assert nxt is not None
+    taken = svc.due(later, range(4))
+    assert taken
+    p, entries = taken[0]
+    case_id, owed = entries[0]
+    assert svc.indexes[p].due_of(case_id) == later + svc.retry_us
+    s = svc.snapshot(p, offset=None)
+    assert dict(zip(s.keys, s.dues, strict=True))[case_id] == owed <= later
