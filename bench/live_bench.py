@@ -19,7 +19,8 @@ lateness   fired_at - due_at of every alert read back from the alert topics, aga
            rate); burst: every warning due in the same second, the breaches --burst-gap later.
            Open cases beyond --due-cap are background cases with nothing due during the run.
 recovery   seconds from worker start to /readyz 200 with the table loaded (rocksdb://), data
-           dir kept and wiped.
+           dir kept (after a clean stop, which saves the index snapshots; and after a SIGKILL,
+           which reads every row) and wiped.
 memory     resident memory (VmRSS) of the worker per open case, loaded minus empty.
 
 Results: bench/results/live-<UTC date>.json and live-latest.json, plots live-lateness.png and
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import math
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -108,6 +110,7 @@ TARGETS = {
     "burst_drain_s": 10.0,
     "ready_wiped_s": 30.0,
     "ready_kept_s": 5.0,
+    "ready_kept_after_kill_s": 5.0,
     "bytes_per_open_case": 600,
     "target_cases": 1_000_000,
 }
@@ -757,8 +760,8 @@ async def part_lateness(ctx: Ctx) -> dict[str, Any]:
 
 async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load --recovery-cases open cases into a rocksdb:// worker: resident memory per case;
-    then, with `restarts`, time to ready again with the data dir kept, then wiped.
-    Returns (memory, recovery)."""
+    then, with `restarts`, time to ready again with the data dir kept (after a clean stop,
+    then after a kill), then wiped. Returns (memory, recovery)."""
     s = ctx.sizes
     k = s.recovery_cases
     dep = ctx.deployment("recovery", store="rocksdb://", policy=IDLE_ONLY_POLICY)
@@ -809,9 +812,14 @@ async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[
         "records": records_n,
         "records_per_case": round(records_n / k, 3) if k else None,
     }
-    for label, wipe in (("kept", False), ("wiped", True)):
+    # kept: after a clean stop (index snapshots saved); kept_after_kill: the worker before it
+    # was SIGKILLed once ready, so every row is read; wiped: from the changelog.
+    for label, wipe in (("kept", False), ("kept_after_kill", False), ("wiped", True)):
         if wipe:
             shutil.rmtree(w.data_dir, ignore_errors=True)
+        if label == "kept_after_kill":
+            start_worker(w, s.ready_timeout_s)
+            w.kill()
         with running(w):
             meter = ctx.meter()
             ready = start_worker(w, s.ready_timeout_s)
@@ -824,11 +832,26 @@ async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[
                 "memory": memory_kib(worker_pid(w)),
                 "machine": busy,
                 "restarts": w.restarts,
+                "rebuild": rebuild_of(w),
             }
             t = time.monotonic()
         rec[f"data_dir_{label}"]["stop_s"] = round(time.monotonic() - t, 3)
         log(f"recovery: data dir {label}: ready in {ready:.2f} s")
     return memory, rec
+
+
+REBUILT = re.compile(
+    r"recovered partitions .*: (\d+) rows read, (\d+) deadlines from index snapshots"
+)
+
+
+def rebuild_of(w: WorkerProcess) -> dict[str, int] | None:
+    """What the worker's latest index rebuild read: rows, and deadlines from snapshots."""
+    found = REBUILT.findall(w.log_path.read_text(errors="replace"))
+    if not found:
+        return None
+    rows, deadlines = found[-1]
+    return {"rows_read": int(rows), "deadlines_from_index_snapshots": int(deadlines)}
 
 
 # --- targets, output ---------------------------------------------------------------------------
@@ -881,7 +904,9 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
     rec = result.get("recovery")
     if rec and "data_dir_kept" in rec:
-        for label in ("kept", "wiped"):
+        for label in ("kept", "kept_after_kill", "wiped"):
+            if f"data_dir_{label}" not in rec:
+                continue
             ready = rec[f"data_dir_{label}"]["ready_s"]
             goal = TARGETS[f"ready_{label}_s"]
             note = size_note(rec["cases"])

@@ -65,9 +65,13 @@ def test_live_bench_smoke(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert rec["load"]["events"] == k * rec["load"]["events_per_case"]
     assert rec["open_cases_gauge_loaded"] == k
     assert rec["changelog"]["records"] >= k
-    for label in ("kept", "wiped"):
+    for label in ("kept", "kept_after_kill", "wiped"):
         assert rec[f"data_dir_{label}"]["ready_s"] > 0
         assert rec[f"data_dir_{label}"]["open_cases_gauge"] == k, rec
+    # After a clean stop the index comes from the snapshots; after a kill, from every row.
+    assert rec["data_dir_kept"]["rebuild"] == {"rows_read": 0, "deadlines_from_index_snapshots": k}
+    assert rec["data_dir_kept_after_kill"]["rebuild"]["rows_read"] == k, rec
+    assert rec["data_dir_wiped"]["rebuild"]["rows_read"] == k, rec
     mem = r["memory"]
     assert mem["cases"] == k and mem["rss_bytes_per_open_case"] is not None
     assert [x["name"] for x in mem["lateness_runs"]] == ["steady-200", "burst-200"]
