@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -29,9 +28,9 @@ ProducerOf = Callable[[], Any]
 """Returns the running aiokafka producer (Faust creates it when the worker starts)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record to produce; `partition` None means by key (or any, without a key)."""
+class Record(NamedTuple):
+    """One record to produce; `partition` None means by key (or any, without a key). (A named
+    tuple: one is built per changelog row and alert, see `live.ports.Origin`.)"""
 
     topic: str
     key: bytes | None
