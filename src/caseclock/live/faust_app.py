@@ -557,7 +557,11 @@ class CaseClock:
                 return
             offsets = self.store.offsets
             snaps = [self.svc.snapshot(p, offsets.get(p)) for p in sorted(self.svc.indexes)]
-            n = self._snapshot_dir.save(snaps)
+            try:
+                n = self._snapshot_dir.save(snaps)
+            except OSError as exc:  # the stop goes on (Faust flushes the producer next)
+                log.warning("caseclock: could not save the index snapshots: %s", exc)
+                return
         log.info("caseclock: saved the index snapshots of %d partitions", n)
 
     # --- the input -----------------------------------------------------------------------------

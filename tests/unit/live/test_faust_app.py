@@ -156,3 +156,53 @@ async def test_only_recoveries_after_the_first_wait_the_recovery_delay() -> None
     assert recovery.recovery_delay == 0  # the start-up recovery makes the worker ready
     await svc._on_recovered()
     assert recovery.recovery_delay == 3
+
+
+async def test_a_clean_stop_saves_the_index_snapshots_the_next_start_takes_once(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"CASECLOCK_DATA_DIR": str(tmp_path), "CASECLOCK_STORE": "rocksdb://"}
+    svc = CaseClock(Config.from_env(env), load_policy())
+    svc.svc.begin_rebuild({0, 3})
+    svc.svc.indexes[3].schedule("A", 10)
+    svc.store.offsets.update({0: None, 3: 41})
+
+    async def settled(**kwargs: Any) -> bool:
+        return True
+
+    monkeypatch.setattr(svc.store, "settle", settled)
+    await svc._on_shutdown()  # not ready (a stop during a rebalance): the index is not whole
+    assert svc._stopping and not any(tmp_path.rglob("*.index"))
+
+    svc.ready = True
+    await svc._on_shutdown()
+    assert not svc.ready
+    assert sorted(f.name for f in tmp_path.rglob("*.index")) == [
+        "partition-0.index",
+        "partition-3.index",
+    ]
+    again = CaseClock(Config.from_env(env), load_policy())
+    taken = again._take_snapshots()
+    assert taken[3].usable(again.svc.fingerprint, 41) and taken[3].keys == ["A"]
+    assert again._take_snapshots() == {}  # once
+    assert not any(tmp_path.rglob("*.index"))
+
+
+async def test_no_snapshot_when_the_last_rows_are_not_acknowledged(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"CASECLOCK_DATA_DIR": str(tmp_path), "CASECLOCK_STORE": "rocksdb://"}
+    svc = CaseClock(Config.from_env(env), load_policy())
+    svc.svc.begin_rebuild({0})
+    svc.ready = True
+
+    async def unsettled(**kwargs: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(svc.store, "settle", unsettled)
+    await svc._on_shutdown()
+    assert not any(tmp_path.rglob("*.index"))
+    memory = CaseClock(Config.from_env({"CASECLOCK_STORE": "memory://"}), load_policy())
+    memory.ready = True
+    await memory._on_shutdown()  # nothing to save: its rows do not outlive it
+    assert memory._take_snapshots() == {}

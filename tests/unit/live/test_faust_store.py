@@ -141,3 +141,21 @@ async def test_rocksdb_rows_wait_for_the_flush_and_are_read_meanwhile(
     assert store.pending
     await store.flush()
     assert (db.get(b"CS-1"), db.get(b"CS-2")) == (b"new", None)  # one batch, in write order
+
+
+async def test_settle_waits_for_the_acknowledgements_and_knows_the_stored_offsets(
+    rocks: tuple[TableStore, FakeProducer, set[int]],
+) -> None:
+    """What a stopping worker's index snapshot records: the offsets stored once every batch
+    handed over is acknowledged (or that it could not settle within the time given)."""
+    store, fake, _ = rocks
+    assert store.read_offsets([1, 3]) == {1: None, 3: None}
+    write(store, (1, b"A", b"a1"), (3, b"B", b"b1"))
+    assert store.writes == 2
+    assert not await store.settle(within=0.05)  # handed over, never acknowledged
+    (fut1, _), (fut3, _) = fake.futures
+    asyncio.get_running_loop().call_later(0.05, fut1.set_result, SimpleNamespace(offset=40))
+    asyncio.get_running_loop().call_later(0.05, fut3.set_result, SimpleNamespace(offset=9))
+    assert await store.settle(within=5)
+    assert store.offsets == {1: 40, 3: 9}
+    assert store.read_offsets([1, 3]) == {1: 40, 3: 9}  # what RocksDB stores, read back
