@@ -53,10 +53,10 @@ class BatchProducer:
         keyed: dict[str, list[int] | None] = {}
         """Per topic: its partitions, for murmur2 here; None: ask aiokafka per record."""
         for i, r in enumerate(records):
-            parts = keyed.get(r.topic, ())
-            if parts == ():
+            if r.topic not in keyed:
                 await producer.partitions_for(r.topic)  # metadata, once per topic and call
-                parts = keyed[r.topic] = _by_murmur2(producer, r.topic)
+                keyed[r.topic] = _by_murmur2(producer, r.topic)
+            parts = keyed[r.topic]
             p = r.partition
             if p is None:
                 # aiokafka's own choice (its partitioner over the topic's metadata), so that
