@@ -35,8 +35,7 @@ class DeadlineIndex:
         live = idx._live
         for key, due in zip(keys, dues, strict=True):
             live[key] = (due, key)
-        idx._heap = list(live.values())
-        heapq.heapify(idx._heap)
+        idx._reheap()
         return idx
 
     def schedule(self, key: str, due: int | None) -> None:
@@ -116,5 +115,9 @@ class DeadlineIndex:
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 64 and len(self._heap) > 2 * len(self._live):
-            self._heap = list(self._live.values())
-            heapq.heapify(self._heap)
+            self._reheap()
+
+    def _reheap(self) -> None:
+        """The heap again from the live entries alone (no stale ones), in O(n)."""
+        self._heap = list(self._live.values())
+        heapq.heapify(self._heap)
