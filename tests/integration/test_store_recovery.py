@@ -149,14 +149,16 @@ def test_cases_survive_a_kill(
     )
 
 
-def test_an_index_snapshot_is_not_used_once_a_row_was_written_after_it(
+def test_an_index_snapshot_behind_the_rows_reads_again_only_the_rows_written_after_it(
     kafka_bootstrap: str, unique_prefix: str, tmp_path: Path
 ) -> None:
     """A worker stops cleanly (saving its snapshots); while it is away another worker, on its
     own data dir, takes the partitions and opens a case in the partition of the first case.
     The first worker's return replays that row from the changelog into its RocksDB: the
-    partition's stored offset has moved past its snapshot's, so the snapshot is stale and
-    the rows are read (the gauge counts both cases, not the snapshot's one)."""
+    partition's stored offset has moved past its snapshot's, so the snapshot is used with the
+    keys written since (the new case, and the first one if the other worker's timer wrote it)
+    read again from their rows, and the gauges are counted again from the rows (both cases,
+    not the snapshot's one)."""
     dep = Deployment(
         kafka_bootstrap, unique_prefix, tmp_path, extra_env={"CASECLOCK_STORE": "rocksdb://"}
     )
@@ -198,6 +200,83 @@ def test_an_index_snapshot_is_not_used_once_a_row_was_written_after_it(
         back.wait_ready()
         wait_until(lambda: open_cases(back) == 2, 30, what="both cases", detail=back.log_tail)
         log = back.log_path.read_text(errors="replace")
-        assert f"index snapshot of partition {partition('S1')} is stale" in log, back.log_tail()
+        assert re.search(
+            r"0 rows read, 1 deadlines from index snapshots, [12] of them read again", log
+        ), back.log_tail()
+        assert f"gauges of partitions [{partition('S1')}] counted again from 2 rows" in log
+    finally:
+        back.stop()
+
+
+def test_a_killed_worker_restarts_from_its_periodic_snapshot_and_the_rows_changed_since(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """A worker saves its index snapshots while it runs; a case opened after the last one,
+    then a SIGKILL. The restart takes the index from the snapshot, reads again only the row
+    written since (found in the changelog), and the case's alerts still go out."""
+    dep = Deployment(
+        kafka_bootstrap,
+        unique_prefix,
+        tmp_path,
+        extra_env={"CASECLOCK_STORE": "rocksdb://", "CASECLOCK_SNAPSHOT_INTERVAL": "10"},
+    )
+    topics = {t: dep.topic(t) for t in ("case-opened", "case-noted")}
+    inputs = set(topics.values())
+    saved = "saved the index snapshots of"
+
+    def saves(w: WorkerProcess) -> int:
+        return w.log_path.read_text(errors="replace").count(saved)
+
+    w = WorkerProcess(dep, "w").start()
+    try:
+        w.wait_ready()
+        # P3, acknowledged at once: in the snapshot, with its update warning 10 s on.
+        now = datetime.now(UTC).isoformat()
+        support = {"author": "support", "visibility": "public"}
+        run(
+            produce(
+                kafka_bootstrap,
+                [
+                    event_message(topics, event_doc("case-opened", "P1", now, "o1", priority=3)),
+                    event_message(topics, event_doc("case-noted", "P1", now, "n1", **support)),
+                ],
+            )
+        )
+        wait_until(lambda: open_cases(w) == 1, 30, what="the first case", detail=w.log_tail)
+        wait_until(lambda: saves(w) >= 1, 30, what="a periodic snapshot", detail=w.log_tail)
+        # P2, never acknowledged (ack breach 6 s, elevation 8 s): opened after the snapshot.
+        opened_at = datetime.now(UTC).isoformat()
+        doc = event_doc("case-opened", "P2", opened_at, "o2", priority=2)
+        run(produce(kafka_bootstrap, [event_message(topics, doc)]))
+        wait_until(
+            lambda: run(committed(kafka_bootstrap, dep.app_id, inputs)) == 3,
+            30,
+            what="the three input messages committed",
+        )
+        assert saves(w) == 1, "a second snapshot came before the kill: the test needs none"
+        w.kill()
+    finally:
+        w.stop()
+    back = WorkerProcess(dep, "w").start()
+    try:
+        back.wait_ready()
+        log = back.log_path.read_text(errors="replace")
+        rebuilds = re.findall(r"(\d+) rows read, (\d+) deadlines from index snapshots, (\d+)", log)
+        assert rebuilds[-1][0] == "0" and int(rebuilds[-1][2]) >= 1, back.log_tail()
+        wait_until(lambda: open_cases(back) == 2, 30, what="both cases", detail=back.log_tail)
+
+        def p2_stages() -> set[tuple[str, str]]:
+            alerts = run(read_alerts(kafka_bootstrap, dep, idle=0.3))
+            return {(a["type"], a["stage"]) for a in alerts if a["case_id"] == "P2"}
+
+        owed = {("elevate-to-l2", "action"), ("ack-due", "breach")}
+        wait_until(lambda: owed <= p2_stages(), 30, what="P2's alerts", detail=back.log_tail)
+        wait_until(
+            lambda: "gauges of partitions" in back.log_path.read_text(errors="replace"),
+            30,
+            what="the gauges counted again",
+            detail=back.log_tail,
+        )
+        assert open_cases(back) == 2
     finally:
         back.stop()

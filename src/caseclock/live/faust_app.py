@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -38,6 +39,7 @@ from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
+from caseclock.live.changelog_keys import changed_keys
 from caseclock.live.config import Config, kafka_security
 from caseclock.live.drain import CaseClockTransport
 from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
@@ -85,6 +87,12 @@ SUMMARY_EVERY_S = 60.0
 SNAPSHOT_SETTLE_S = 10.0
 """How long a stopping worker waits for its last changelog rows to be acknowledged before
 it saves its index snapshots (`_on_shutdown`); the orchestrator's grace period bounds it too."""
+CHANGED_KEYS_MIN_LIMIT = 10_000
+CHANGED_KEYS_READ_S = 10.0
+"""A restart from index snapshots taken while the worker ran reads the keys of the changelog
+records written after them (`live.changelog_keys`) if they are at most a quarter of the
+snapshot's cases (or CHANGED_KEYS_MIN_LIMIT) and read within CHANGED_KEYS_READ_S; otherwise
+the partition's rows are read, which then costs less."""
 
 
 def rocksdb_options(cfg: Config) -> dict[str, int]:
@@ -168,6 +176,9 @@ class CaseClock:
         self.app = self._build_app()
         self._snapshot_dir = SnapshotDir(Path(self.app.conf.tabledir) / "caseclock-index")
         self._snapshots_taken = False
+        self._saving = asyncio.Lock()
+        """Held while snapshot files are written: a periodic save and the stop's do not mix."""
+        self._recounting: asyncio.Future[None] | None = None
         self._stopping = False
         """Set once the worker stops: the timer evaluates nothing more."""
         self.producer = BatchProducer(self._aiokafka_producer)
@@ -242,6 +253,10 @@ class CaseClock:
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.task(self._watchdog)
         app.timer(interval=SUMMARY_EVERY_S, name="caseclock.summary")(self._log_summary)
+        if cfg.snapshot_interval > 0 and cfg.store.startswith("rocksdb"):
+            app.timer(interval=cfg.snapshot_interval, name="caseclock.snapshots")(
+                self._save_snapshots
+            )
 
         if cfg.faust_event_metrics:
             setup_prometheus_sensors(app, registry=self.registry, name_prefix=FAUST_SENSOR_PREFIX)
@@ -493,17 +508,11 @@ class CaseClock:
             return
         owned = self.owned_partitions()
         self.svc.begin_rebuild(owned)
-        n = restored = 0
-        offsets = self.store.read_offsets(owned)
-        for p, snap in self._take_snapshots().items():
-            if (
-                p in owned
-                and self.store.writes == 0
-                and snap.usable(self.svc.fingerprint, offsets[p])
-            ):
-                restored += self.svc.restore(snap)
-            elif p in owned:
-                log.info("caseclock: index snapshot of partition %s is stale; its rows are read", p)
+        n = 0
+        restored, changed = await self._restore_snapshots(owned)
+        if self._stale_recovery(rebalances):
+            log.info("caseclock: a rebalance began during the index rebuild; dropped")
+            return
         for i, (key, row) in enumerate(self.store.rows(self.svc.scanning), 1):
             n += self.svc.index_row(key, row)
             if i % REBUILD_YIELD_EVERY == 0:
@@ -518,11 +527,106 @@ class CaseClock:
         self.metrics.set_recovery_complete(True)
         self._wake.set()
         log.info(
-            "caseclock: recovered partitions %s: %d rows read, %d deadlines from index snapshots",
+            "caseclock: recovered partitions %s: %d rows read, %d deadlines from index "
+            "snapshots, %d of them read again",
             sorted(owned),
             n,
             restored,
+            sum(len(keys) for keys in changed.values()),
         )
+        if changed:
+            self._recounting = asyncio.ensure_future(self._recount(sorted(changed), rebalances))
+
+    async def _restore_snapshots(self, owned: set[int]) -> tuple[int, dict[int, set[bytes]]]:
+        """Restore the owned partitions that have a usable index snapshot (the rest are
+        rebuilt from their rows): an exact one as it is, one taken while the worker ran
+        with the rows changed since read again (`live.index_snapshots`). Returns the
+        deadlines restored and, per partition restored that way, the keys read again."""
+        offsets = self.store.read_offsets(owned)
+        exact: list[IndexSnapshot] = []
+        behind: dict[int, tuple[IndexSnapshot, range]] = {}
+        for p, snap in self._take_snapshots().items():
+            since = snap.changes_since(self.svc.fingerprint, offsets[p]) if p in owned else None
+            if since is None or self.store.writes:
+                if p in owned:
+                    log.info("caseclock: index snapshot of partition %s is stale; rows read", p)
+            elif len(since) > max(CHANGED_KEYS_MIN_LIMIT, len(snap.keys) // 4):
+                log.info(
+                    "caseclock: %d changelog records of partition %s since its index "
+                    "snapshot: its rows are read",
+                    len(since),
+                    p,
+                )
+            elif since:
+                behind[p] = (snap, since)
+            else:
+                exact.append(snap)
+        restored = sum(self.svc.restore(snap) for snap in exact)
+        changed: dict[int, set[bytes]] = {}
+        if behind:
+            found = await changed_keys(
+                self.cfg,
+                self.store.topic,
+                {p: since for p, (_, since) in behind.items()},
+                within=CHANGED_KEYS_READ_S,
+            )
+            for p, keys in found.items():
+                if keys is None:
+                    continue  # more changed than the rows would cost: they are read
+                restored += self.svc.restore(behind[p][0])
+                for key in keys:
+                    self.svc.reindex(p, key, self.store.get(p, key))
+                changed[p] = keys
+        return restored, changed
+
+    async def _recount(self, partitions: list[int], rebalances: int) -> None:
+        """Count the gauges of partitions restored from a snapshot taken while the worker ran
+        again from their rows, once the worker is ready (`CaseService.begin_recount`)."""
+        started, n = time.monotonic(), 0
+        for p in partitions:
+            async with self._handling:  # between handler calls: every row written
+                if self._stale_recovery(rebalances):
+                    return
+                self.store.write_rows()
+                rows = iter(self.store.rows([p]))
+                first = next(rows, None)  # RocksDB's point-in-time view is taken here
+                self.svc.begin_recount(p)
+            for i, (_, row) in enumerate(itertools.chain([first] if first else [], rows), 1):
+                self.svc.recount_row(p, row)
+                if i % REBUILD_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                    if self._stale_recovery(rebalances):
+                        return
+                n += 1
+            self.svc.finish_recount(p)
+        log.info(
+            "caseclock: gauges of partitions %s counted again from %d rows in %.1f s",
+            partitions,
+            n,
+            time.monotonic() - started,
+        )
+
+    async def _save_snapshots(self) -> None:
+        """Every CASECLOCK_SNAPSHOT_INTERVAL: save each owned partition's index snapshot,
+        taken between handler calls (one partition at a time, so the input and the timer
+        wait at most one partition's copy), written by a thread."""
+        if not self.ready or self.app.rebalancing or self._stopping or not self.store.persistent:
+            return
+        snaps = []
+        for p in sorted(self.svc.indexes):
+            async with self._handling:
+                if self._stopping:
+                    return
+                snaps.append(self.svc.snapshot(p, self.store.offsets.get(p)))
+        async with self._saving:
+            if self._stopping:
+                return
+            try:
+                n = await asyncio.to_thread(self._snapshot_dir.save, snaps)
+            except OSError as exc:
+                log.warning("caseclock: could not save the index snapshots: %s", exc)
+                return
+        log.info("caseclock: saved the index snapshots of %d partitions (periodic)", n)
 
     def _take_snapshots(self) -> dict[int, IndexSnapshot]:
         """The index snapshots of the last clean stop, at the first rebuild only (they are
@@ -558,7 +662,8 @@ class CaseClock:
             offsets = self.store.offsets
             snaps = [self.svc.snapshot(p, offsets.get(p)) for p in sorted(self.svc.indexes)]
             try:
-                n = self._snapshot_dir.save(snaps)
+                async with self._saving:  # after a periodic save still being written
+                    n = self._snapshot_dir.save(snaps)
             except OSError as exc:  # the stop goes on (Faust flushes the producer next)
                 log.warning("caseclock: could not save the index snapshots: %s", exc)
                 return

@@ -112,6 +112,9 @@ class CaseService:
         self.risk_counts: dict[int, Counter[tuple[str, str]]] = {}
         self._scanning: set[int] = set()
         """Partitions being rebuilt from their rows (`begin_rebuild`, `restore`)."""
+        self._recounts: dict[int, tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]] = {}
+        """Partitions whose gauge counts are being counted again from their rows
+        (`begin_recount`): (open cases, cases at risk) so far."""
         self.inflight: dict[tuple[int, str], tuple[int, int]] = {}
         """Due cases taken for evaluation and not yet evaluated: (partition, case_id) -> (when
         first taken, the deadline it was taken for). A retry (its evaluation failed) carries
@@ -190,8 +193,11 @@ class CaseService:
         was_acked = was_open and state is not None and state.comm_first is not None
         if stored is not None:
             self._count(p, stored, -1)
+        touched = now if loaded is None else loaded.touched
         try:
-            return self._apply_loaded(p, key, items, now, state, stored, was_open, was_acked)
+            return self._apply_loaded(
+                p, key, items, now, state, stored, was_open, was_acked, touched
+            )
         except Exception:
             if stored is not None:  # its gauge contribution is the stored row's again
                 self._count(p, stored, +1)
@@ -207,9 +213,16 @@ class CaseService:
         stored: Standing | None,
         was_open: bool,
         was_acked: bool,
+        touched: int,
     ) -> list[tuple[Rejected, Origin, bytes]]:
         """Apply the events to the loaded state; write the row once, and count the case in the
-        gauges by the standing its row now has (`stored` if nothing was written)."""
+        gauges by the standing its row now has (`stored` if nothing was written).
+
+        A batch of duplicates only still schedules the case by its stored row (`touched`: when
+        the row was written): the index may lack what the row holds after a crash, when the
+        row reached RocksDB but not the changelog and the index came from a snapshot taken
+        before it (`live.index_snapshots`); the input that wrote it, not committed, is what
+        is read again."""
         applied: list[InboundEvent] = []
         for _, ev in items:
             state, ok = self.engine.apply(state, ev, now)
@@ -231,6 +244,8 @@ class CaseService:
                 self._observe_new_facts(state, was_open, was_acked)
                 self.store.put(p, key, row)
                 self._schedule(p, state.case_id, self._held(p, state.case_id, standing, now))
+        elif stored is not None:
+            self._schedule(p, state.case_id, self._held(p, state.case_id, stored, now, touched))
         if standing is not None:
             self._count(p, standing, +1)
         return rejected
@@ -419,7 +434,8 @@ class CaseService:
             loaded = None
             try:
                 loaded = self._load(partition, key)
-                if loaded is None:
+                if loaded is None:  # deleted meanwhile (a snapshot's entry, a purge elsewhere)
+                    idx.remove(case_id)
                     self.metrics.tick("stale")
                     continue
                 state = loaded.state
@@ -577,6 +593,7 @@ class CaseService:
         self.open_counts = {p: Counter() for p in owned}
         self.risk_counts = {p: Counter() for p in owned}
         self._scanning = set(owned)
+        self._recounts.clear()
         self.inflight.clear()
         self.rebuilt_at.clear()  # stamped when the timer first serves each partition
         self.timer_target = None
@@ -592,6 +609,39 @@ class CaseService:
         self.open_counts[p] = Counter(snap.opens)
         self.risk_counts[p] = Counter(snap.risks)
         return len(snap.keys)
+
+    def reindex(self, partition: int, key: bytes, row: bytes | None) -> None:
+        """Schedule a case of a restored partition by its row as it is now (None: deleted),
+        replacing what the snapshot held: a row changed after the snapshot was taken
+        (`live.index_snapshots`). The gauges are left to `begin_recount`: the snapshot's
+        counts hold the case's contribution as it was then, which is not known."""
+        case_id = key.decode()
+        if row is None:
+            self._index(partition).remove(case_id)
+            return
+        _, touched, standing = self._row_standing(row)
+        self._index(partition).schedule(case_id, self._wake(standing, touched))
+
+    def begin_recount(self, partition: int) -> None:
+        """Count the partition's gauges again from its rows, read from a point-in-time view
+        of the store taken now, between handler calls (then `recount_row` per row and
+        `finish_recount`). Meanwhile the handlers' changes, which remove a case's old
+        contribution and add its new one, apply to the recount as well, so whether a row is
+        read before or after it changes, the recount ends at what the rows hold."""
+        self._recounts[partition] = (Counter(), Counter())
+
+    def recount_row(self, partition: int, row: bytes) -> None:
+        recount = self._recounts.get(partition)
+        if recount is not None:
+            self._tally(*recount, self._row_standing(row)[2], +1)
+
+    def finish_recount(self, partition: int) -> None:
+        """The recount replaces the partition's counts (if it is still owned and counting)."""
+        recount = self._recounts.pop(partition, None)
+        if recount is None or partition not in self.indexes:
+            return
+        self.open_counts[partition], self.risk_counts[partition] = recount
+        self._publish_counts(partition)
 
     @property
     def scanning(self) -> frozenset[int]:
@@ -627,16 +677,21 @@ class CaseService:
         p = row_partition(row)
         if p is not None and p not in self._scanning:
             return 0
-        head = read_header(row, self.fingerprint)
-        p = head.partition
+        p, touched, standing = self._row_standing(row)
         if p not in self._scanning:
             return 0
+        self.indexes[p].schedule(key.decode(), self._wake(standing, touched))
+        self._tally(self.open_counts[p], self.risk_counts[p], standing, +1)
+        return 1
+
+    def _row_standing(self, row: bytes) -> tuple[int, int, Standing]:
+        """(partition, touched, standing) of a row, parsing only its header unless the row
+        was written under another policy or caseclock version."""
+        head = read_header(row, self.fingerprint)
         standing = head.standing
         if standing is None:
             standing = self.standing(decode_row(row)[0])
-        self.indexes[p].schedule(key.decode(), self._wake(standing, head.touched))
-        self._tally(self.open_counts[p], self.risk_counts[p], standing, +1)
-        return 1
+        return head.partition, head.touched, standing
 
     def finish_rebuild(self) -> None:
         self._scanning = set()
@@ -651,6 +706,7 @@ class CaseService:
         self.metrics.set_assigned_partitions(())
         self.open_counts.clear()
         self.risk_counts.clear()
+        self._recounts.clear()
         self.inflight.clear()
 
     # --- helpers ---------------------------------------------------------------------------
@@ -693,12 +749,15 @@ class CaseService:
             self.timer_target = at
             self.wake()
 
-    def _held(self, p: int, case_id: str, standing: Standing, now: int) -> int | None:
+    def _held(
+        self, p: int, case_id: str, standing: Standing, now: int, touched: int | None = None
+    ) -> int | None:
         """When the timer must look at a case a fact was just applied to: its `_wake`, but
         a deadline already past (or nearer than the input skew) waits until `now` + skew, for
         the case's facts on the other input topics. Once: a case already waiting that long or
-        less keeps its turn, so a case whose facts keep coming is not pushed back by each."""
-        wake = self._wake(standing, now)
+        less keeps its turn, so a case whose facts keep coming is not pushed back by each.
+        `touched`: when its row was written, if not now."""
+        wake = self._wake(standing, now if touched is None else touched)
         hold = now + self.skew_us
         if wake is None or wake >= hold:
             return wake
@@ -742,6 +801,10 @@ class CaseService:
         if risks is None:
             risks = self.risk_counts[partition] = Counter()
         self._tally(opens, risks, standing, sign)
+        if self._recounts:
+            recount = self._recounts.get(partition)
+            if recount is not None:
+                self._tally(*recount, standing, sign)
 
     @staticmethod
     def _tally(

@@ -1,5 +1,6 @@
-"""Index snapshots: a partition's deadline index and gauge counts, saved at a clean stop so
-that a restart with the data directory kept need not read every row again.
+"""Index snapshots: a partition's deadline index and gauge counts, saved at a clean stop and
+every CASECLOCK_SNAPSHOT_INTERVAL, so that a restart with the data directory kept need not
+read every row again.
 
 Rebuilding the index from the table reads and parses every row (about 6 s per million rows on
 a 2-core machine, most of a kept restart; bench/results/). What the rebuild yields is small: a
@@ -14,11 +15,23 @@ with the two things that say when it may be trusted:
 - the rows' fingerprint (policy, row format, core code: `live.rows.row_fingerprint`): a
   snapshot taken under another policy or version holds other deadlines.
 
+A snapshot taken at a clean stop is exact: every row was written and acknowledged first, so
+its offset is the stored one and the restart uses it as it is. A snapshot taken while the
+worker runs (every CASECLOCK_SNAPSHOT_INTERVAL, between handler calls) is what a worker
+killed later comes back to. Its offset is the last one acknowledged when it was taken, and
+its index holds every row up to that offset and possibly a few more (rows handed to the
+producer and not yet acknowledged; an index entry earlier than its row's next deadline only
+makes the timer look at the case, find nothing due, and schedule it again). What it lacks
+are the rows written after it: `changes_since` names the changelog offsets whose keys the
+restart reads again from their rows (`live.changelog_keys`), and the partition's gauge counts,
+which the snapshot holds as they were, are counted again from the rows once the worker is
+ready. A row that reached RocksDB and never the changelog (a kill in between) belongs to input
+not yet committed, which is read again: a duplicate schedules its case by the row it finds.
+
 A snapshot is read once: the first index rebuild after start takes every snapshot file (and
-deletes it) whether or not it is used, so a worker that crashes later cannot come back to a
-snapshot older than its rows. Kafka Streams treats its `.checkpoint` file the same way. A
-partition without a usable snapshot is rebuilt from its rows, as before; a worker killed
-(not stopped) always rebuilds from the rows.
+deletes it) whether or not it is used, so a worker cannot come back to a snapshot older than
+the next one it saves. Kafka Streams treats its `.checkpoint` file the same way. A partition
+without a usable snapshot is rebuilt from its rows, as before.
 """
 
 from __future__ import annotations
@@ -59,10 +72,18 @@ class IndexSnapshot:
     risks: Counter[tuple[str, str]]
     """caseclock_cases_at_risk by (clock, priority)."""
 
-    def usable(self, fingerprint: str, offset: int | None) -> bool:
-        """Whether it holds what a rebuild from the partition's rows would: taken under
-        these rows' fingerprint, at the offset the partition's store is at now."""
-        return self.fingerprint == fingerprint and self.offset == offset
+    def changes_since(self, fingerprint: str, offset: int | None) -> range | None:
+        """The changelog offsets, up to `offset` (the one the partition's store is at now),
+        whose rows this snapshot may not hold: empty when it is exact, None when it cannot
+        be used (taken under another fingerprint, or ahead of the store: rows it knew of
+        are gone)."""
+        if self.fingerprint != fingerprint:
+            return None
+        if offset is None:
+            return range(0) if self.offset is None else None
+        if self.offset is not None and self.offset > offset:
+            return None
+        return range(0 if self.offset is None else self.offset + 1, offset + 1)
 
 
 def encode(snap: IndexSnapshot) -> bytes:

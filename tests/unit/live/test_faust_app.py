@@ -183,7 +183,7 @@ async def test_a_clean_stop_saves_the_index_snapshots_the_next_start_takes_once(
     ]
     again = CaseClock(Config.from_env(env), load_policy())
     taken = again._take_snapshots()
-    assert taken[3].usable(again.svc.fingerprint, 41) and taken[3].keys == ["A"]
+    assert taken[3].changes_since(again.svc.fingerprint, 41) == range(0) and taken[3].keys == ["A"]
     assert again._take_snapshots() == {}  # once
     assert not any(tmp_path.rglob("*.index"))
 

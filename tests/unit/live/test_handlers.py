@@ -9,7 +9,7 @@ from caseclock.core.timeutil import to_us
 from caseclock.live.handlers import CaseService
 from caseclock.live.ports import DEAD_LETTERS, Origin
 from caseclock.live.rows import decode_row
-from tests.factories import T0, note, opened, resolved
+from tests.factories import T0, note, opened, reprioritised, resolved
 from tests.unit.live.fakes import FakeClock, FakeOutbox, inbound, service
 
 H = 3600 * 10**6
@@ -335,3 +335,67 @@ async def test_acknowledgements_within_the_retry_delay_are_no_outage() -> None:
     assert not await svc.on_due(svc.due(clock.now, [0]))
     assert not svc.cut_off(clock.now, clock.now - 4 * S)
     assert svc.cut_off(clock.now, clock.now - 5 * S)
+
+
+# --- restarts from a snapshot taken while the worker ran -------------------------------------
+
+
+async def test_a_duplicate_schedules_its_case_by_the_row_the_index_lacked() -> None:
+    """After a kill, a row can be in RocksDB and not in the snapshot the index came from (nor
+    in the changelog): the input that wrote it, read again, is a duplicate, and must still
+    put the case back in the index."""
+    svc, _, _, _ = service(to_us(T0))
+    opening = inbound(opened("A", 0, 1))
+    await svc.on_inputs([opening])
+    due = svc.indexes[0].due_of("A")
+    svc.indexes[0].remove("A")  # the snapshot's index, taken before the case was opened
+    await svc.on_inputs([opening])
+    assert svc.indexes[0].due_of("A") == due
+    assert sample(svc, "caseclock_events_duplicate_total", {"type": "case-opened"}) == 1
+
+
+async def test_a_due_case_without_a_row_leaves_the_index() -> None:
+    svc, store, _, clock = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    store.rows.clear()  # deleted meanwhile: the index still names it
+    await svc.on_due(svc.due(clock.now, [0]))
+    assert svc.indexes[0].due_of("A") is None
+
+
+async def test_reindexing_a_restored_case_replaces_or_removes_its_deadline() -> None:
+    svc, store, _, _ = service(to_us(T0))
+    await svc.on_inputs([inbound(opened("A", 0, 1)), inbound(opened("B", 0, 1))])
+    due = svc.indexes[0].due_of("A")
+    svc.indexes[0].schedule("A", 1)  # what an older snapshot held
+    svc.reindex(0, b"A", store.get(0, b"A"))
+    svc.reindex(0, b"B", None)  # deleted since the snapshot
+    assert svc.indexes[0].due_of("A") == due
+    assert svc.indexes[0].due_of("B") is None
+
+
+async def test_a_recount_ends_at_what_the_rows_hold_whatever_changes_meanwhile() -> None:
+    """The recount reads a point-in-time view of the rows while the handlers go on: a case
+    changed before its row is read and one changed after it both end counted once, as
+    they are now."""
+    svc, store, _, _ = service(to_us(T0))
+    svc.begin_rebuild([0])
+    svc.finish_rebuild()
+    await svc.on_inputs([inbound(opened(c, 0, 1)) for c in ("A", "B", "C")])
+    p1 = {"priority": "1", "plan": "support-plus"}
+    p2 = {"priority": "2", "plan": "support-plus"}
+    svc.open_counts[0][("1", "support-plus")] = 40  # a snapshot's counts, off by now
+    view = list(store.rows.items())  # the view the recount reads
+    svc.begin_recount(0)
+    await svc.on_inputs([inbound(resolved("A", 0.1))])  # before its row is read
+    svc.recount_row(0, view[0][1])
+    svc.recount_row(0, view[1][1])
+    await svc.on_inputs([inbound(reprioritised("B", 0.2, 2))])  # after
+    svc.recount_row(0, view[2][1])
+    assert sample(svc, "caseclock_open_cases", p1) == 38  # the snapshot's, changed since
+    svc.finish_recount(0)
+    assert sample(svc, "caseclock_open_cases", p1) == 1  # C
+    assert sample(svc, "caseclock_open_cases", p2) == 1  # B
+    svc.begin_recount(0)
+    svc.forget_partitions()  # revoked meanwhile: the recount is dropped
+    svc.finish_recount(0)
+    assert svc.open_counts == {}

@@ -47,12 +47,16 @@ def test_what_is_not_a_snapshot_of_this_format_says_why(data: bytes, why: str) -
         decode(data)
 
 
-def test_a_snapshot_is_usable_only_at_its_offset_and_under_its_fingerprint() -> None:
+def test_a_snapshot_names_the_changelog_offsets_written_since_it_was_taken() -> None:
     s = snap(offset=41)
-    assert s.usable("fp", 41)
-    assert not s.usable("fp", 42)  # a row written since (here or by another worker)
-    assert not s.usable("fp", None)
-    assert not s.usable("another policy", 41)
+    assert s.changes_since("fp", 41) == range(0)  # exact: used as it is
+    assert s.changes_since("fp", 44) == range(42, 45)  # rows written since, here or elsewhere
+    assert s.changes_since("fp", None) is None  # the store has no rows it knew of
+    assert s.changes_since("fp", 40) is None  # nor the latest ones
+    assert s.changes_since("another policy", 41) is None
+    never = snap(offset=None)  # taken before the partition had a row
+    assert never.changes_since("fp", None) == range(0)
+    assert never.changes_since("fp", 2) == range(0, 3)
 
 
 def test_snapshots_are_read_once_and_a_broken_file_is_dropped(
