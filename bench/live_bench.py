@@ -765,6 +765,8 @@ async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[
     s = ctx.sizes
     k = s.recovery_cases
     dep = ctx.deployment("recovery", store="rocksdb://", policy=IDLE_ONLY_POLICY)
+    # A periodic snapshot soon after the worker is ready (the default is 30 s), for the kill.
+    dep.extra_env.setdefault("CASECLOCK_SNAPSHOT_INTERVAL", str(SNAPSHOT_INTERVAL_S))
     topics = dep.input_topics
     await create_topics(ctx.bootstrap, topics, s.partitions)
     rec: dict[str, Any] = {"cases": k, "store": "rocksdb://"}
@@ -813,12 +815,15 @@ async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[
         "records_per_case": round(records_n / k, 3) if k else None,
     }
     # kept: after a clean stop (index snapshots saved); kept_after_kill: the worker before it
-    # was SIGKILLed once ready, so every row is read; wiped: from the changelog.
+    # saved a periodic snapshot once ready, then 1 % of the cases changed, then a SIGKILL;
+    # wiped: from the changelog.
+    changed = max(10, k // 100)
     for label, wipe in (("kept", False), ("kept_after_kill", False), ("wiped", True)):
         if wipe:
             shutil.rmtree(w.data_dir, ignore_errors=True)
         if label == "kept_after_kill":
             start_worker(w, s.ready_timeout_s)
+            rec["before_kill"] = await change_after_a_snapshot(ctx, w, dep, k, changed)
             w.kill()
         with running(w):
             meter = ctx.meter()
@@ -840,18 +845,53 @@ async def part_recovery(ctx: Ctx, restarts: bool) -> tuple[dict[str, Any], dict[
     return memory, rec
 
 
+SNAPSHOT_INTERVAL_S = 10
+PERIODIC_SAVE = "saved the index snapshots of"
+
+
+async def change_after_a_snapshot(
+    ctx: Ctx, w: WorkerProcess, dep: BenchDeployment, cases: int, n: int
+) -> dict[str, Any]:
+    """Wait for the worker's next periodic index snapshot, then add a support note to `n` of
+    the `cases` (spread over them) and wait until the worker has applied them: what a
+    restart after a kill must read again."""
+    saves = w.log_path.read_text(errors="replace").count(PERIODIC_SAVE)
+    give_up = time.monotonic() + 4 * SNAPSHOT_INTERVAL_S + 60
+    while w.log_path.read_text(errors="replace").count(PERIODIC_SAVE) <= saves:
+        if time.monotonic() > give_up:
+            raise RuntimeError("no periodic index snapshot: " + w.log_tail())
+        await asyncio.sleep(0.2)
+    rng = random.Random(ctx.seed + 1)
+    step = max(1, cases // n)
+    at = now_us()
+    notes = [as_record(dep, support_note(rng, f"rc-{i:07d}", at)) for i in range(0, cases, step)]
+    t0 = time.monotonic()
+    await produce_bulk(ctx.bootstrap, notes[:n])
+    while (metric_total(scrape(w), CONSUMED) or 0) < n:
+        if time.monotonic() - t0 > 120:
+            raise RuntimeError("the notes after the snapshot were not applied: " + w.log_tail())
+        await asyncio.sleep(0.2)
+    return {"cases_changed_after_the_snapshot": n, "applied_s": round(time.monotonic() - t0, 3)}
+
+
 REBUILT = re.compile(
     r"recovered partitions .*: (\d+) rows read, (\d+) deadlines from index snapshots"
+    r"(?:, (\d+) of them read again)?"
 )
 
 
 def rebuild_of(w: WorkerProcess) -> dict[str, int] | None:
-    """What the worker's latest index rebuild read: rows, and deadlines from snapshots."""
+    """What the worker's latest index rebuild read: rows, deadlines from snapshots, and of
+    those the ones read again (changed after a snapshot taken while the worker ran)."""
     found = REBUILT.findall(w.log_path.read_text(errors="replace"))
     if not found:
         return None
-    rows, deadlines = found[-1]
-    return {"rows_read": int(rows), "deadlines_from_index_snapshots": int(deadlines)}
+    rows, deadlines, again = found[-1]
+    return {
+        "rows_read": int(rows),
+        "deadlines_from_index_snapshots": int(deadlines),
+        "read_again": int(again or 0),
+    }
 
 
 # --- targets, output ---------------------------------------------------------------------------
