@@ -536,6 +536,7 @@ class CaseClock:
         )
         if changed:
             self._recounting = asyncio.ensure_future(self._recount(sorted(changed), rebalances))
+            self._recounting.add_done_callback(_log_failure)
 
     async def _restore_snapshots(self, owned: set[int]) -> tuple[int, dict[int, set[bytes]]]:
         """Restore the owned partitions that have a usable index snapshot (the rest are
@@ -572,7 +573,7 @@ class CaseClock:
             )
             for p, keys in found.items():
                 if keys is None:
-                    continue  # more changed than the rows would cost: they are read
+                    continue  # not read in time: its rows are read
                 restored += self.svc.restore(behind[p][0])
                 for key in keys:
                     self.svc.reindex(p, key, self.store.get(p, key))
@@ -877,6 +878,13 @@ class CaseClock:
             else f"recovering for {self.watch.elapsed(now) or 0.0:.0f} s"
         )
         log.info("caseclock: last %.0f s: %s", SUMMARY_EVERY_S, self.svc.summary.line(extra))
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    """A background recount that failed (its store closed by a stop, say): said, not raised;
+    the gauges keep the snapshot's counts until the next rebuild."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("caseclock: the gauges were not counted again: %r", task.exception())
 
 
 class _NotSeekedYet(Exception):

@@ -188,6 +188,29 @@ async def test_a_clean_stop_saves_the_index_snapshots_the_next_start_takes_once(
     assert not any(tmp_path.rglob("*.index"))
 
 
+async def test_a_running_worker_saves_snapshots_at_the_acknowledged_offsets(
+    tmp_path: Any,
+) -> None:
+    """The periodic save: each owned partition's index with the offset acknowledged so far
+    (rows handed over and not yet acknowledged may be in the index: the restart reads again
+    what came after that offset); none while not ready or once stopping."""
+    env = {"CASECLOCK_DATA_DIR": str(tmp_path), "CASECLOCK_STORE": "rocksdb://"}
+    svc = CaseClock(Config.from_env(env), load_policy())
+    svc.svc.begin_rebuild({0, 3})
+    svc.svc.indexes[3].schedule("A", 10)
+    svc.store.offsets.update({0: None, 3: 41})
+    await svc._save_snapshots()  # not ready: the index is not whole yet
+    assert not any(tmp_path.rglob("*.index"))
+    svc.ready = True
+    await svc._save_snapshots()
+    taken = CaseClock(Config.from_env(env), load_policy())._take_snapshots()
+    assert sorted(taken) == [0, 3]
+    assert taken[3].offset == 41 and taken[3].keys == ["A"] and taken[3].dues == [10]
+    svc._stopping = True  # the stop saves its own, exact ones
+    await svc._save_snapshots()
+    assert not any(tmp_path.rglob("*.index"))
+
+
 async def test_no_snapshot_when_the_last_rows_are_not_acknowledged(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
