@@ -615,6 +615,7 @@ class CaseClock:
             return
         snaps = []
         for p in sorted(self.svc.indexes):
+            await asyncio.sleep(0)  # the lock is often free: taking it would not yield
             async with self._handling:
                 if self._stopping:
                     return

@@ -608,7 +608,7 @@ class CaseService:
         self.indexes[p] = DeadlineIndex.of(snap.keys, snap.dues)
         self.open_counts[p] = Counter(snap.opens)
         self.risk_counts[p] = Counter(snap.risks)
-        return len(snap.keys)
+        return len(self.indexes[p])
 
     def reindex(self, partition: int, key: bytes, row: bytes | None) -> None:
         """Schedule a case of a restored partition by its row as it is now (None: deleted),
@@ -652,16 +652,18 @@ class CaseService:
         """The partition's index and gauge counts, for a restart (`live.index_snapshots`),
         taken between handler calls. A case taken for evaluation and not yet evaluated
         keeps the deadline it was taken for, so the restart evaluates it again."""
-        due = dict(self._index(partition).items())
+        idx = self._index(partition)
+        keys, dues = idx.deadlines()
         for (p, case_id), (_, owed) in self.inflight.items():
-            if p == partition:
-                due[case_id] = min(owed, due.get(case_id, owed))
+            if p == partition:  # appended: a key repeated later wins (`DeadlineIndex.of`)
+                keys.append(case_id)
+                dues.append(min(owed, idx.due_of(case_id) or owed))
         return IndexSnapshot(
             partition=partition,
             fingerprint=self.fingerprint,
             offset=offset,
-            keys=list(due),
-            dues=list(due.values()),
+            keys=keys,
+            dues=dues,
             opens=Counter(self.open_counts.get(partition, ())),
             risks=Counter(self.risk_counts.get(partition, ())),
         )

@@ -76,6 +76,9 @@ def test_an_index_built_at_once_behaves_as_one_built_a_key_at_a_time(
         one_by_one.schedule(key, due)
     at_once = DeadlineIndex.of([k for k, _ in ops], [d for _, d in ops])
     assert sorted(at_once.items()) == sorted(one_by_one.items())
+    keys, dues = one_by_one.deadlines()  # what a snapshot saves: `of` takes it back
+    assert sorted(DeadlineIndex.of(keys, dues).items()) == sorted(one_by_one.items())
+    assert sorted(zip(keys, dues, strict=True)) == sorted(one_by_one.items())
     for idx in (at_once, one_by_one):
         idx.schedule("z", 25)
     assert at_once.pop_due(30) == one_by_one.pop_due(30)
