@@ -229,3 +229,43 @@ async def test_no_snapshot_when_the_last_rows_are_not_acknowledged(
     memory.ready = True
     await memory._on_shutdown()  # nothing to save: its rows do not outlive it
     assert memory._take_snapshots() == {}
+
+
+async def test_a_restart_chooses_per_partition_between_its_snapshot_and_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Which snapshot is used, and how: exact as it is; behind with the changed keys read
+    again; behind by more than a quarter of its cases (and CHANGED_KEYS_MIN_LIMIT), whose
+    changed keys the changelog did not give in time, or ahead of the store: rows read."""
+    from collections import Counter
+
+    import caseclock.live.faust_app as faust_app
+    from caseclock.live.index_snapshots import IndexSnapshot
+
+    monkeypatch.setattr(faust_app, "CHANGED_KEYS_MIN_LIMIT", 2)
+    svc = CaseClock(Config.from_env({"CASECLOCK_STORE": "rocksdb://"}), load_policy())
+    fp = svc.svc.fingerprint
+    keys = [f"C{i}" for i in range(8)]
+
+    def snap(p: int, offset: int) -> IndexSnapshot:
+        return IndexSnapshot(p, fp, offset, list(keys), [100] * 8, Counter(), Counter())
+
+    stored = {0: 10, 1: 12, 2: 30, 3: 12, 4: 5}
+    monkeypatch.setattr(svc.store, "read_offsets", lambda owned: {p: stored[p] for p in owned})
+    monkeypatch.setattr(svc, "_take_snapshots", lambda: {p: snap(p, 10) for p in stored})
+    asked: dict[int, range] = {}
+
+    async def changed_keys(cfg: Any, topic: str, ranges: Any, within: float) -> Any:
+        asked.update(ranges)
+        return {1: {b"C1"}, 3: None}  # partition 3: not read in time
+
+    monkeypatch.setattr(faust_app, "changed_keys", changed_keys)
+    monkeypatch.setattr(svc.store, "get", lambda p, key: None)  # C1 was deleted since
+    monkeypatch.setattr(type(svc.store), "topic", "cases-changelog")
+    svc.svc.begin_rebuild(stored)
+    restored, changed = await svc._restore_snapshots(set(stored))
+    assert asked == {1: range(11, 13), 3: range(11, 13)}  # 2: 20 records > 8 // 4 and 2
+    assert changed == {1: {b"C1"}}
+    assert svc.svc.scanning == {2, 3, 4}  # 4: the snapshot is ahead of the store
+    assert restored == 16  # partitions 0 and 1 from their snapshots; C1 then read again
+    assert svc.svc.indexes[1].due_of("C1") is None and svc.svc.indexes[1].due_of("C2") == 100
