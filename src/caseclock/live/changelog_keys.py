@@ -4,13 +4,15 @@ index snapshot reads again (`live.index_snapshots`).
 Faust's recovery has already brought RocksDB up to the changelog's end when this runs, so
 only the keys are wanted, never the rows: a consumer of its own (no group, nothing
 committed) assigned the partitions, seeked to the range's first offset and read to its last.
-A range not read within the time given is reported as None: the caller then reads the
-partition's rows instead.
+A range not read within the time given, or not at all (the broker away, a fetch refused), is
+reported as None: the caller then reads the partition's rows instead, so a restart never
+fails for this read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +33,8 @@ async def changed_keys(
     within: float,
 ) -> dict[int, set[bytes] | None]:
     """Per partition, the keys of the changelog records at the offsets in its range (a
-    tombstone's too), or None when the range was not read within `within` seconds."""
+    tombstone's too), or None when the range was not read within `within` seconds or the
+    broker failed the read."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     out: dict[int, set[bytes] | None] = {}
@@ -79,14 +82,16 @@ async def changed_keys(
                 end = consumer.highwater(tp)
                 if position > todo[tp].stop - 1 or (end is not None and position >= end):
                     del todo[tp]
-    except TimeoutError:
+    except Exception as exc:  # TimeoutError, or the broker's (KafkaError, OSError)
+        why = f"not read within {within:.0f} s" if isinstance(exc, TimeoutError) else repr(exc)
         log.warning(
-            "caseclock: changelog of partitions %s not read within %.0f s; their rows are read",
+            "caseclock: changelog of partitions %s: %s; their rows are read",
             sorted(tp.partition for tp in todo),
-            within,
+            why,
         )
         for tp in todo:
             out[tp.partition] = None
     finally:
-        await consumer.stop()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
     return out
