@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -508,19 +509,15 @@ class CaseClock:
             return
         owned = self.owned_partitions()
         self.svc.begin_rebuild(owned)
-        n = 0
+        index = self.svc.index_row
         restored, changed = await self._restore_snapshots(owned)
         if self._stale_recovery(rebalances):
             log.info("caseclock: a rebalance began during the index rebuild; dropped")
             return
-        for i, (key, row) in enumerate(self.store.rows(self.svc.scanning), 1):
-            n += self.svc.index_row(key, row)
-            if i % REBUILD_YIELD_EVERY == 0:
-                self._rebuilt += REBUILD_YIELD_EVERY
-                await asyncio.sleep(0)
-                if self._stale_recovery(rebalances):
-                    log.info("caseclock: a rebalance began during the index rebuild; dropped")
-                    return
+        indexed = await self._each_row(self.store.rows(self.svc.scanning), rebalances, index)
+        if indexed is None:
+            log.info("caseclock: a rebalance began during the index rebuild; dropped")
+            return
         self.svc.finish_rebuild()
         self.ready = True
         self.watch.done()
@@ -530,7 +527,7 @@ class CaseClock:
             "caseclock: recovered partitions %s: %d rows read, %d deadlines from index "
             "snapshots, %d of them read again",
             sorted(owned),
-            n,
+            indexed,
             restored,
             sum(len(keys) for keys in changed.values()),
         )
@@ -592,13 +589,12 @@ class CaseClock:
                 rows = iter(self.store.rows([p]))
                 first = next(rows, None)  # RocksDB's point-in-time view is taken here
                 self.svc.begin_recount(p)
-            for i, (_, row) in enumerate(itertools.chain([first] if first else [], rows), 1):
-                self.svc.recount_row(p, row)
-                if i % REBUILD_YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-                    if self._stale_recovery(rebalances):
-                        return
-                n += 1
+            view = itertools.chain([first] if first else [], rows)
+            recount = functools.partial(self.svc.recount_row, p)
+            counted = await self._each_row(view, rebalances, recount)
+            if counted is None:
+                return
+            n += counted
             self.svc.finish_recount(p)
         log.info(
             "caseclock: gauges of partitions %s counted again from %d rows in %.1f s",
@@ -606,6 +602,25 @@ class CaseClock:
             n,
             time.monotonic() - started,
         )
+
+    async def _each_row(
+        self,
+        rows: Iterable[tuple[bytes, bytes]],
+        rebalances: int,
+        each: Callable[[bytes, bytes], int],
+    ) -> int | None:
+        """Hand every (key, row) to `each` and return the sum of what it returns, yielding
+        to the loop every REBUILD_YIELD_EVERY rows (progress for the recovery watchdog);
+        None, at once, when a rebalance has made this recovery stale."""
+        total = 0
+        for i, (key, row) in enumerate(rows, 1):
+            total += each(key, row)
+            if i % REBUILD_YIELD_EVERY == 0:
+                self._rebuilt += REBUILD_YIELD_EVERY
+                await asyncio.sleep(0)
+                if self._stale_recovery(rebalances):
+                    return None
+        return total
 
     async def _save_snapshots(self) -> None:
         """Every CASECLOCK_SNAPSHOT_INTERVAL: save each owned partition's index snapshot,
@@ -620,15 +635,27 @@ class CaseClock:
                 if self._stopping:
                     return
                 snaps.append(self.svc.snapshot(p, self.store.offsets.get(p)))
+        await self._write_snapshots(snaps, periodic=True)
+
+    async def _write_snapshots(self, snaps: list[IndexSnapshot], *, periodic: bool) -> None:
+        """Write snapshot files, one save at a time. A periodic save is written by a thread
+        and not at all once the stop has begun (the stop writes exact ones); the stop's in
+        the loop, which has nothing left to do. A save that fails is logged: the worker, or
+        its stop, goes on."""
         async with self._saving:
-            if self._stopping:
+            if periodic and self._stopping:
                 return
+            save = self._snapshot_dir.save
             try:
-                n = await asyncio.to_thread(self._snapshot_dir.save, snaps)
+                n = await asyncio.to_thread(save, snaps) if periodic else save(snaps)
             except OSError as exc:
                 log.warning("caseclock: could not save the index snapshots: %s", exc)
                 return
-        log.info("caseclock: saved the index snapshots of %d partitions (periodic)", n)
+        log.info(
+            "caseclock: saved the index snapshots of %d partitions%s",
+            n,
+            " (periodic)" if periodic else "",
+        )
 
     def _take_snapshots(self) -> dict[int, IndexSnapshot]:
         """The index snapshots of the last clean stop, at the first rebuild only (they are
@@ -663,13 +690,7 @@ class CaseClock:
                 return
             offsets = self.store.offsets
             snaps = [self.svc.snapshot(p, offsets.get(p)) for p in sorted(self.svc.indexes)]
-            try:
-                async with self._saving:  # after a periodic save still being written
-                    n = self._snapshot_dir.save(snaps)
-            except OSError as exc:  # the stop goes on (Faust flushes the producer next)
-                log.warning("caseclock: could not save the index snapshots: %s", exc)
-                return
-        log.info("caseclock: saved the index snapshots of %d partitions", n)
+            await self._write_snapshots(snaps, periodic=False)  # after a periodic one, if any
 
     # --- the input -----------------------------------------------------------------------------
 

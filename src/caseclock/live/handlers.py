@@ -630,10 +630,13 @@ class CaseService:
         read before or after it changes, the recount ends at what the rows hold."""
         self._recounts[partition] = (Counter(), Counter())
 
-    def recount_row(self, partition: int, row: bytes) -> None:
+    def recount_row(self, partition: int, key: bytes, row: bytes) -> int:
+        """Count one row of a partition being counted again; returns 1 if it was."""
         recount = self._recounts.get(partition)
-        if recount is not None:
-            self._tally(*recount, self._row_standing(row)[2], +1)
+        if recount is None:
+            return 0
+        self._tally(*recount, self._row_standing(row)[2], +1)
+        return 1
 
     def finish_recount(self, partition: int) -> None:
         """The recount replaces the partition's counts (if it is still owned and counting)."""
@@ -656,8 +659,9 @@ class CaseService:
         keys, dues = idx.deadlines()
         for (p, case_id), (_, owed) in self.inflight.items():
             if p == partition:  # appended: a key repeated later wins (`DeadlineIndex.of`)
+                armed = idx.due_of(case_id)
                 keys.append(case_id)
-                dues.append(min(owed, idx.due_of(case_id) or owed))
+                dues.append(owed if armed is None else min(owed, armed))
         return IndexSnapshot(
             partition=partition,
             fingerprint=self.fingerprint,

@@ -384,13 +384,13 @@ async def test_a_recount_ends_at_what_the_rows_hold_whatever_changes_meanwhile()
     p1 = {"priority": "1", "plan": "support-plus"}
     p2 = {"priority": "2", "plan": "support-plus"}
     svc.open_counts[0][("1", "support-plus")] = 40  # a snapshot's counts, off by now
-    view = list(store.rows.items())  # the view the recount reads
+    view = [(key, row) for (_, key), row in store.rows.items()]  # the view the recount reads
     svc.begin_recount(0)
     await svc.on_inputs([inbound(resolved("A", 0.1))])  # before its row is read
-    svc.recount_row(0, view[0][1])
-    svc.recount_row(0, view[1][1])
+    assert svc.recount_row(0, *view[0]) == 1
+    svc.recount_row(0, *view[1])
     await svc.on_inputs([inbound(reprioritised("B", 0.2, 2))])  # after
-    svc.recount_row(0, view[2][1])
+    svc.recount_row(0, *view[2])
     assert sample(svc, "caseclock_open_cases", p1) == 38  # the snapshot's, changed since
     svc.finish_recount(0)
     assert sample(svc, "caseclock_open_cases", p1) == 1  # C
