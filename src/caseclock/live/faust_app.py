@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
+from caseclock.live import failpoints
 from caseclock.live.changelog_keys import changed_keys
 from caseclock.live.config import Config, kafka_security
 from caseclock.live.drain import CaseClockTransport
@@ -321,6 +322,7 @@ class CaseClock:
     async def _on_revoked(self, sender: Any, revoked: Iterable[Any], **kwargs: Any) -> None:
         """Stop reporting partitions at once: until recovery says which ones are ours again,
         gauges from this worker would double-count with the worker that takes them."""
+        failpoints.hit("revoke")
         self.ready = False
         self.watch.begin(wall_us())
         self.commits.reset()
@@ -735,6 +737,7 @@ class CaseClock:
         async with self._handling:
             await self.svc.on_inputs(inputs)
             await self.store.flush()  # before the batch is acknowledged (and committed)
+            failpoints.hit("input-before-ack")
 
     # --- the timer -----------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import rocksdict
 
+from caseclock.live import failpoints
 from caseclock.live.producer import BatchProducer, Record, last_offset, on_done
 
 log = logging.getLogger("caseclock")
@@ -193,6 +194,7 @@ class TableStore:
         records = self.take_pending()
         if not records:
             return
+        failpoints.hit("changelog-before-send")
         try:
             acks = await self._producer.send(records)
         except Exception as exc:  # (metadata unavailable): every row is repaired next time
@@ -238,6 +240,7 @@ class TableStore:
             self._repair.update((p, r.key or b"") for r in members)
             self._on_failure(len(members))
             return
+        failpoints.hit("changelog-after-ack")
         if self._rocks:
             from faust.types import TP
 

@@ -35,6 +35,7 @@ from caseclock.core.policy import Policy
 from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
 from caseclock.core.timeutil import US, from_us
+from caseclock.live import failpoints
 from caseclock.live.config import Config
 from caseclock.live.index_snapshots import IndexSnapshot
 from caseclock.live.logs import Summary
@@ -400,6 +401,8 @@ class CaseService:
                 continue  # counts as emitted: one refused record must not stop the clock
             self._alert_sent(a, loaded.touched)
         await self._dead_letter_all(undeliverable)
+        if sends:
+            failpoints.hit("alerts-before-row")
         for partition, loaded, alerts in evaluated:
             state = loaded.state
             standing = loaded.standing  # no alert: the state and its row are unchanged
