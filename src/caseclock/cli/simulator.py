@@ -218,7 +218,8 @@ def make_subject(rng: random.Random) -> str:
 
 
 INPUT_REASONS = REJECT_REASONS[:8]
-"""The reason codes of bad input (the contract's first eight; the others are faults of the
+"""The reason codes of bad input in a message's key and value (the contract's first eight; the
+next, `misrouted`, is about the partition it was produced to, and the others are faults of the
 service, not something a producer can send)."""
 
 MALFORMED_KINDS = ("oversized", "tombstone", *(r for r in INPUT_REASONS if r != "oversized"))

@@ -27,14 +27,17 @@ REJECT_REASONS: Final = (
     "naive-timestamp",
     "key-mismatch",
     "oversized",
+    "misrouted",
     "state-too-large",
     "alert-undeliverable",
     "processing-failed",
 )
-"""Why a message went to the dead-letter topic. The first eight are bad input (spec section
-5); the last three are per-case faults of the service that must not stop it: a state that
-would exceed CASECLOCK_MAX_STATE_BYTES, an alert the broker refused for good (the tick's
-record carries the alert), and an unexpected error while applying a valid-looking event."""
+"""Why a message went to the dead-letter topic. The first nine are bad input (spec section
+5): eight in the message itself, and `misrouted`, a message on another partition than the one
+CASECLOCK_INPUT_PARTITIONER gives its key (its producer's partitioner differs); the last three
+are per-case faults of the service that must not stop it: a state that would exceed
+CASECLOCK_MAX_STATE_BYTES, an alert the broker refused for good (the tick's record carries the
+alert), and an unexpected error while applying a valid-looking event."""
 
 
 class Rejected(Exception):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from caseclock.core.timeutil import parse_duration
+from caseclock.live.partitioning import PARTITIONERS
 
 INPUT_TOPICS = (
     "case-opened,case-noted,eta-set,case-resolved,priority-changed,status-changed,case-reopened"
@@ -68,6 +69,14 @@ SETTINGS: tuple[Setting, ...] = (
         "CASECLOCK_PARTITIONS",
         "8",
         "Partitions of the input and changelog topics (fixed up front).",
+    ),
+    Setting(
+        "CASECLOCK_INPUT_PARTITIONER",
+        "murmur2",
+        "How the producers of every input topic place a key: murmur2 (Java clients, Kafka "
+        "Streams, aiokafka, kafka-python), crc32 (librdkafka's default: confluent-kafka, "
+        "kcat) or any (not checked); a message on another partition than its key's is "
+        "dead-lettered (misrouted).",
     ),
     Setting(
         "CASECLOCK_REPLICATION_FACTOR", "1", "Replication factor of the topics caseclock creates."
@@ -199,6 +208,7 @@ class Config:
     dead_letter_topic: str
     policy_file: str | None
     partitions: int
+    input_partitioner: str
     replication_factor: int
     create_topics: bool
     store: str
@@ -261,6 +271,12 @@ class Config:
             retention = parse_duration(get("CASECLOCK_RETENTION"))
         except ValueError as e:
             raise ConfigError(f"CASECLOCK_RETENTION: {e}") from None
+        partitioner = get("CASECLOCK_INPUT_PARTITIONER").lower()
+        if partitioner not in PARTITIONERS:
+            raise ConfigError(
+                f"CASECLOCK_INPUT_PARTITIONER={partitioner!r} is not one of "
+                f"{', '.join(PARTITIONERS)}"
+            )
         create = _boolean("CASECLOCK_CREATE_TOPICS", get("CASECLOCK_CREATE_TOPICS"))
         event_metrics = _boolean(
             "CASECLOCK_FAUST_EVENT_METRICS", get("CASECLOCK_FAUST_EVENT_METRICS")
@@ -282,6 +298,7 @@ class Config:
             dead_letter_topic=get("CASECLOCK_DEAD_LETTER_TOPIC"),
             policy_file=get("CASECLOCK_POLICY_FILE") or None,
             partitions=number("CASECLOCK_PARTITIONS", int, 1),
+            input_partitioner=partitioner,
             replication_factor=number("CASECLOCK_REPLICATION_FACTOR", int, 1),
             create_topics=create,
             store=get("CASECLOCK_STORE"),

@@ -40,6 +40,7 @@ from caseclock.live.config import Config
 from caseclock.live.index_snapshots import IndexSnapshot
 from caseclock.live.logs import Summary
 from caseclock.live.metrics import Metrics
+from caseclock.live.partitioning import misrouted, partition_function
 from caseclock.live.ports import DEAD_LETTERS, CaseStore, Clock, Inbound, Origin, Outbox
 from caseclock.live.rows import (
     Standing,
@@ -145,6 +146,8 @@ class CaseService:
         now = self.clock()
         rejected: list[tuple[Rejected, Origin, bytes]] = []
         cases: dict[tuple[int, bytes], list[tuple[Inbound, InboundEvent]]] = {}
+        n = self.cfg.partitions  # the input topics' partition count (co-partitioned)
+        route = partition_function(self.cfg.input_partitioner)  # None: not checked
         for msg in batch:
             raw = msg.value
             if raw is None:
@@ -156,6 +159,10 @@ class CaseService:
             try:
                 if key is None:  # its state could not be stored (compacted changelog) nor found
                     raise Rejected("key-mismatch", "the message has no key: key it by case_id")
+                p = msg.origin.partition
+                if route is not None and key and route(key, n) != p:  # empty: key-mismatch
+                    partitioner = self.cfg.input_partitioner
+                    raise Rejected("misrouted", misrouted(partitioner, key, p, n))
                 ev = decode_event(raw, self.policy, key=key, max_bytes=self.cfg.max_message_bytes)
             except Rejected as r:
                 rejected.append((r, msg.origin, raw))

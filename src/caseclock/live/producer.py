@@ -12,17 +12,19 @@ A keyed record without a partition goes where aiokafka's own partitioner would p
 (murmur2 of the key, as Kafka's Java client does), so alerts keep landing in their case's
 partition of the alert topic. aiokafka's murmur2 reads a byte at a time in Python; choosing
 partitions with it was 12 % of the timer's evaluations in a burst (py-spy, 2026-12-02), so
-with aiokafka's default partitioner the same hash is computed here a word at a time.
+with aiokafka's default partitioner the same hash is computed here a word at a time
+(`live.partitioning.murmur2`, also what the input path checks keys against).
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka.partitioner import DefaultPartitioner
+
+from caseclock.live.partitioning import murmur2 as murmur2  # explicit re-export
 
 ProducerOf = Callable[[], Any]
 """Returns the running aiokafka producer (Faust creates it when the worker starts)."""
@@ -104,36 +106,6 @@ def _by_murmur2(producer: Any, topic: str) -> list[int] | None:
     if not isinstance(producer._partitioner, DefaultPartitioner):
         return None
     return list(producer._metadata.partitions_for_topic(topic) or ()) or None
-
-
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-_WORDS = [struct.Struct(f"<{n}I") for n in range(33)]
-"""Unpackers of keys up to 128 bytes, by their count of whole words."""
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash of a key (the Java client's `Utils.murmur2`, which aiokafka's
-    `partitioner.murmur2` ports a byte at a time), over little-endian 32-bit words."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    words = length >> 2
-    if words:
-        unpack = _WORDS[words] if words < len(_WORDS) else struct.Struct(f"<{words}I")
-        for k in unpack.unpack_from(data):
-            k = (k * _M) & _MASK
-            h = ((h * _M) & _MASK) ^ (((k ^ (k >> 24)) * _M) & _MASK)
-    rest = length & 3
-    if rest:
-        tail = length - rest
-        if rest == 3:
-            h ^= data[tail + 2] << 16
-        if rest >= 2:
-            h ^= data[tail + 1] << 8
-        h = ((h ^ data[tail]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
 
 
 def last_offset(metadata: Any, count: int) -> int:

@@ -90,7 +90,9 @@ def service(
     outbox: FakeOutbox | None = None,
 ) -> tuple[CaseService, FakeStore, FakeOutbox, FakeClock]:
     # No input skew unless a test asks: most tests apply facts and evaluate at one instant.
-    cfg = Config.from_env({"CASECLOCK_INPUT_SKEW": "0", **(env or {})})
+    # No partition check either: most tests put every case on partition 0.
+    defaults = {"CASECLOCK_INPUT_SKEW": "0", "CASECLOCK_INPUT_PARTITIONER": "any"}
+    cfg = Config.from_env({**defaults, **(env or {})})
     pol = policy or load_policy()
     metrics = Metrics(CollectorRegistry())
     store, box, clock = FakeStore(), outbox or FakeOutbox(), FakeClock(now)

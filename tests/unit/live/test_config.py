@@ -30,6 +30,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert cfg.web_host == "127.0.0.1"  # metrics bind to loopback unless configured
     assert cfg.retention_us == 7 * 86400 * 10**6
     assert cfg.store == "rocksdb://" and cfg.partitions == 8
+    assert cfg.input_partitioner == "murmur2"  # the Java client's
     assert len({s.env for s in SETTINGS}) == len(SETTINGS)
 
 
@@ -51,11 +52,18 @@ def test_combined_input_topic() -> None:
         ({"CASECLOCK_RETENTION": "soon"}, "CASECLOCK_RETENTION"),
         ({"CASECLOCK_INPUT_TOPICS": " , "}, "names no topic"),
         ({"CASECLOCK_CREATE_TOPICS": "maybe"}, "boolean"),
+        ({"CASECLOCK_INPUT_PARTITIONER": "fnv1a"}, "not one of murmur2, crc32, any"),
     ],
 )
 def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize("value", ["murmur2", "crc32", "any", " CRC32 "])
+def test_input_partitioner_values(value: str) -> None:
+    cfg = Config.from_env({"CASECLOCK_INPUT_PARTITIONER": value})
+    assert cfg.input_partitioner == value.strip().lower()
 
 
 def test_password_never_appears_in_logs_or_repr() -> None:
