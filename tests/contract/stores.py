@@ -15,15 +15,19 @@ tests/integration/test_store_recovery.py).
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from caseclock.core.policy import load_policy
 from caseclock.live.config import TABLE_STORES, Config
 from caseclock.live.faust_app import CaseClock
 from caseclock.live.ports import CaseStore
+from caseclock.live.producer import Record
 from tests.unit.live.fakes import FakeStore
 
 PARTITIONS = 4
@@ -49,6 +53,32 @@ class ChangelogRecord:
     value: bytes | None
 
 
+class AckingProducer:
+    """A producer the broker acknowledges at once: one batch per partition per call, at the
+    partition's next offsets."""
+
+    def __init__(self) -> None:
+        self.sent: list[Record] = []
+        self._next: dict[int | None, int] = {}
+
+    async def send(self, records: Sequence[Record]) -> list[asyncio.Future[Any]]:
+        self.sent.extend(records)
+        loop = asyncio.get_running_loop()
+        batches: dict[int | None, asyncio.Future[Any]] = {}
+        counts: dict[int | None, int] = {}
+        out = []
+        for r in records:
+            if r.partition not in batches:
+                batches[r.partition] = loop.create_future()
+            counts[r.partition] = counts.get(r.partition, 0) + 1
+            out.append(batches[r.partition])
+        for p, fut in batches.items():
+            first = self._next.get(p, 0)
+            self._next[p] = first + counts[p]
+            fut.set_result(SimpleNamespace(offset=first))
+        return out
+
+
 @dataclass
 class StoreUnderTest:
     """A store of one kind, and what the suite needs to restart it or see its changelog."""
@@ -57,6 +87,7 @@ class StoreUnderTest:
     data_dir: Path
     store: CaseStore = field(init=False)
     _clock: CaseClock | None = field(init=False, default=None)
+    _producer: AckingProducer = field(init=False, default_factory=lambda: AckingProducer())
 
     def __post_init__(self) -> None:
         self.store = self._open()
@@ -71,15 +102,17 @@ class StoreUnderTest:
         }
         cc = CaseClock(Config.from_env(env), load_policy())
         self._clock = cc
+        cc.store._producer = self._producer  # type: ignore[assignment]
         return cc.store
 
     async def restart(self) -> None:
         """Stop the store as a worker's shutdown does, and open it again over the same data
         directory in a new `CaseClock`: what a restarted worker finds before any recovery.
-        The worker writes a handler call's RocksDB rows when it flushes, after every call, so
-        by its shutdown they are written: so here."""
+        A stopping worker settles its store (every staged row handed over, acknowledged and
+        written to RocksDB) before its snapshots: so here, with a producer that acknowledges
+        at once."""
         if self._clock is not None:
-            self._clock.store.write_rows()
+            assert await self._clock.store.settle(within=5)
         await self.close()
         self.store = self._open()
 
@@ -90,13 +123,13 @@ class StoreUnderTest:
             self._clock = None
             gc.collect()  # rocksdict closes a database when it is collected
 
-    def changelog(self) -> list[ChangelogRecord]:
-        """The changelog records handed to the producer so far (and takes them)."""
+    async def changelog(self) -> list[ChangelogRecord]:
+        """The changelog records handed to the producer by a flush now, and by the flushes
+        since the last call (and takes them)."""
         assert self._clock is not None, f"{self.kind} has no changelog"
-        return [
-            ChangelogRecord(r.topic, r.partition, r.key or b"", r.value)
-            for r in self._clock.store.take_pending()
-        ]
+        await self._clock.store.flush()
+        sent, self._producer.sent = self._producer.sent, []
+        return [ChangelogRecord(r.topic, r.partition, r.key or b"", r.value) for r in sent]
 
     @property
     def changelog_topic(self) -> str:

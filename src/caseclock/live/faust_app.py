@@ -45,8 +45,8 @@ from caseclock.live.changelog_keys import changed_keys
 from caseclock.live.config import Config, kafka_security
 from caseclock.live.drain import CaseClockTransport
 from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
-from caseclock.live.faust_store import TableStore
-from caseclock.live.handlers import CaseService
+from caseclock.live.faust_store import NotOwned, TableStore
+from caseclock.live.handlers import RETRY_BACKOFF_S, CaseService, OutputFailure
 from caseclock.live.index_snapshots import IndexSnapshot, SnapshotDir
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, Inbound, Origin
@@ -154,6 +154,8 @@ class CaseClock:
         self.commits = CommitWatch(cfg.commit_stall_timeout)
         self._admin: Any = None
         """An admin client for the group's committed offsets (the commit watchdog)."""
+        self._failing_since: int | None = None
+        """When the current infrastructure failure (`failure`) was first seen."""
         self._unseeked_since: int | None = None
         """When the timer first found an input partition with no position (not seeked)."""
         self._owned: frozenset[int] = frozenset()
@@ -187,7 +189,6 @@ class CaseClock:
         self.store = TableStore(
             self.table,
             self.producer,
-            self.owned_partitions,
             on_failure=lambda n: self.metrics.send_failed("changelog", n),
         )
         outbox = _TopicOutbox(
@@ -195,6 +196,7 @@ class CaseClock:
         )
         self.svc = CaseService(cfg, policy, self.metrics, self.store, outbox, wall_us)
         self.svc.wake = self._wake.set
+        self.svc.abandon = self._abandon_sends
         self.engine = self.svc.engine
 
     # --- wiring ------------------------------------------------------------------------------
@@ -274,11 +276,12 @@ class CaseClock:
 
         @app.page("/readyz")
         async def readyz(view: Any, request: Any) -> Any:
-            ready = self.ready and not app.rebalancing
-            return view.json(
-                {"ready": ready, "partitions": sorted(self.svc.indexes)},
-                status=200 if ready else 503,
-            )
+            failure = self.failure()
+            ready = self.ready and not app.rebalancing and failure is None
+            body: dict[str, Any] = {"ready": ready, "partitions": sorted(self.svc.indexes)}
+            if failure is not None:
+                body["failure"] = failure
+            return view.json(body, status=200 if ready else 503)
 
         return app
 
@@ -321,16 +324,41 @@ class CaseClock:
 
     async def _on_revoked(self, sender: Any, revoked: Iterable[Any], **kwargs: Any) -> None:
         """Stop reporting partitions at once: until recovery says which ones are ours again,
-        gauges from this worker would double-count with the worker that takes them."""
-        failpoints.hit("revoke")
+        gauges from this worker would double-count with the worker that takes them.
+
+        Fencing: Faust has waited for every input message delivered to be acknowledged (so
+        every handler call's rows are durable); the timer chunk in progress, if any, is
+        waited for here (its broker waits give up during a rebalance: `_abandon_sends`), then
+        the store drops what is staged for the revoked partitions and refuses writes to them
+        until a recovery gives them back. After this returns, this worker writes no row,
+        changelog record or alert for them: the revocation is fenced."""
         self.ready = False
         self.watch.begin(wall_us())
         self.commits.reset()
         self._revoked_mono = time.monotonic()
         self.metrics.set_recovery_complete(False)
-        self.svc.forget_partitions()
         self._served.clear()
         self._catch_up.clear()
+        async with self._handling:
+            self.store.fence(self._partitions_of(revoked))
+            self.svc.forget_partitions()
+            failpoints.hit("revoke")
+
+    def _partitions_of(self, tps: Iterable[Any]) -> set[int]:
+        """The partitions of the input topics and the changelog among `tps`."""
+        topics = {*self.cfg.input_topics, self.store.topic}
+        return {tp.partition for tp in tps if tp.topic in topics}
+
+    def _abandon_sends(self) -> bool:
+        """Whether the handlers should stop waiting for the broker: a rebalance is under way
+        (the revocation waits for the call in progress) or the worker stops."""
+        return bool(self.app.rebalancing) or self._stopping
+
+    def failure(self) -> str | None:
+        """The infrastructure failure that stops the line (the store, the changelog or the
+        alert topics), or None: while there is one, input is not acknowledged and the worker
+        is not ready; after CASECLOCK_COMMIT_STALL_TIMEOUT the watchdog restarts it."""
+        return self.store.failure or self.svc.output_failure
 
     def _recovery(self) -> Any:
         """Faust's table recovery service (not in the public TableManager type)."""
@@ -392,6 +420,7 @@ class CaseClock:
         self.watch.observe(now, self._recovery_marker())
         stuck = self.watch.stuck_for(now)
         if stuck is None:
+            await self._check_failure(now)
             await self._check_commits(now)
             return
         if not await self._broker_answers():
@@ -403,6 +432,32 @@ class CaseClock:
             stuck,
             self.cfg.recovery_timeout,
             self.watch.elapsed(now) or 0.0,
+        )
+        logging.shutdown()
+        os._exit(RECOVERY_STUCK_EXIT)
+
+    async def _check_failure(self, now: int) -> None:
+        """Exit (status 75) when an infrastructure failure (`failure`) has stopped the line
+        for CASECLOCK_COMMIT_STALL_TIMEOUT while the broker answers: a fresh process opens
+        the store and the producer again, and reads again what was not acknowledged. A
+        broker that does not answer is waited for: a restart would not bring it back."""
+        failure = self.failure()
+        self.metrics.set_input_stopped(failure is not None)
+        if failure is None:
+            self._failing_since = None
+            return
+        if self._failing_since is None:
+            self._failing_since = now
+            return
+        failing = (now - self._failing_since) / US
+        if failing < self.cfg.commit_stall_timeout or not await self._broker_answers():
+            return
+        log.error(
+            "caseclock: input not acknowledged for %.0f s: %s "
+            "(CASECLOCK_COMMIT_STALL_TIMEOUT=%s); exiting so that the worker is restarted",
+            failing,
+            failure,
+            self.cfg.commit_stall_timeout,
         )
         logging.shutdown()
         os._exit(RECOVERY_STUCK_EXIT)
@@ -510,6 +565,7 @@ class CaseClock:
             log.info("caseclock: ignoring the completion of an outdated recovery")
             return
         owned = self.owned_partitions()
+        self.store.unfence(owned)
         self.svc.begin_rebuild(owned)
         index = self.svc.index_row
         restored, changed = await self._restore_snapshots(owned)
@@ -587,7 +643,6 @@ class CaseClock:
             async with self._handling:  # between handler calls: every row written
                 if self._stale_recovery(rebalances):
                     return
-                self.store.write_rows()
                 rows = iter(self.store.rows([p]))
                 first = next(rows, None)  # RocksDB's point-in-time view is taken here
                 self.svc.begin_recount(p)
@@ -704,40 +759,88 @@ class CaseClock:
             await self._take([event.message for event in events])
 
     async def _take(self, messages: Sequence[Any]) -> None:
-        """Handle one fetch's input messages; they are acknowledged when this returns."""
-        try:
-            await self._on_batch(messages)
-        except Exception:
-            # The handlers isolate cases; an error that still escapes must not lose the
-            # batch (it is acknowledged when this returns). Applying a message again is
-            # harmless (the fold is idempotent), so the batch is retried one message at a
-            # time, and only a message that fails alone is given up, loudly.
-            log.exception("caseclock: failed on a batch of %d messages", len(messages))
-            await self._one_by_one(messages)
+        """Handle one fetch's input messages; they are acknowledged when this returns, so it
+        returns only once every row they changed is durable (the commit order,
+        docs/architecture.md). While the store or the broker fails it does not return: input
+        is not acknowledged, /readyz says why, and the watchdog restarts the worker after
+        CASECLOCK_COMMIT_STALL_TIMEOUT."""
+        for attempt in itertools.count():
+            try:
+                await self._on_batch(messages)
+            except NotOwned as exc:  # revoked meanwhile: the new owner reads them again
+                log.info("caseclock: %d messages were not applied: %s", len(messages), exc)
+                return
+            except OutputFailure as exc:  # dead letters refused: the line stops
+                log.warning("caseclock: %s; the batch is tried again", exc)
+                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+                continue
+            except Exception:
+                # The handlers isolate cases; an error that still escapes must not lose the
+                # batch. Applying a message again is harmless (the fold is idempotent), so
+                # the batch is retried one message at a time, and a message that fails
+                # alone is a dead letter.
+                log.exception("caseclock: failed on a batch of %d messages", len(messages))
+                await self._one_by_one(messages)
+            break
+        await self._until_durable(self.store.seals)
+        failpoints.hit("input-before-ack")
+
+    async def _until_durable(self, seal: int) -> None:
+        """Wait until every row handed over up to flush number `seal` is acknowledged and
+        written, sending again what the broker did not take."""
+        while not await self.store.wait_durable(seal, 1.0) or self.svc.output_failure:
+            if self.store.unsent:
+                async with self._handling:
+                    await self.store.flush()
+            elif self.store.durable(seal):  # alerts refused: the timer's retries clear it
+                await asyncio.sleep(1.0)
 
     async def _one_by_one(self, messages: Sequence[Any]) -> None:
         for msg in messages:
-            try:
-                await self._on_batch([msg])
-            except Exception:
-                log.exception(
-                    "caseclock: gave up on %s[%s]@%s", msg.topic, msg.partition, msg.offset
-                )
+            for attempt in itertools.count():
+                try:
+                    await self._alone(msg)
+                except NotOwned:  # revoked meanwhile: the new owner reads it again
+                    pass
+                except OutputFailure as exc:
+                    log.warning("caseclock: %s; the message is tried again", exc)
+                    await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+                    continue
+                break
+
+    async def _alone(self, msg: Any) -> None:
+        """Apply one message; if it fails alone, dead-letter it (`processing-failed`)."""
+        try:
+            await self._on_batch([msg])
+        except (NotOwned, OutputFailure):
+            raise
+        except Exception as exc:
+            log.exception(
+                "caseclock: %s[%s]@%s failed alone: dead-lettered",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+            )
+            value = msg.value
+            raw = value if isinstance(value, bytes) else b""
+            origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
+            async with self._handling:
+                await self.svc.dead_letter_failed(origin, raw, exc)
 
     async def _on_batch(self, messages: Sequence[Any]) -> None:
         inputs: list[Inbound] = []
-        read = self._read
         for msg in messages:
-            tp = (msg.topic, msg.partition)
-            if msg.offset > read.get(tp, -1):
-                read[tp] = msg.offset
             value = msg.value
             origin = Origin(msg.topic, msg.partition, msg.offset, msg.key)
             inputs.append(Inbound(origin, value if isinstance(value, bytes) else None))
         async with self._handling:
             await self.svc.on_inputs(inputs)
-            await self.store.flush()  # before the batch is acknowledged (and committed)
-            failpoints.hit("input-before-ack")
+            await self.store.flush()  # sealed: `_take` waits until it is durable
+            read = self._read  # handled (the commit watchdog's "read")
+            for msg in messages:
+                tp = (msg.topic, msg.partition)
+                if msg.offset > read.get(tp, -1):
+                    read[tp] = msg.offset
 
     # --- the timer -----------------------------------------------------------------------------
 
@@ -794,13 +897,17 @@ class CaseClock:
                     chunk, size = [], 0
         if chunk:
             await self._fire_chunk(chunk)
-        if self.store.pending:  # changelog rows the broker did not take: repaired
+        if self.store.unsent:  # changelog rows the broker did not take: sent again
             async with self._handling:
                 await self.store.flush()
 
     async def _fire_chunk(self, chunk: list[tuple[int, list[tuple[str, int]]]]) -> None:
         async with self._handling:
-            if self._stopping:  # they stay re-armed (and in the index snapshot)
+            if self._stopping or self.app.rebalancing:  # they stay re-armed
+                return
+            fenced = self.store.fenced  # revoked while the run went on: not ours to fire
+            chunk = [(p, entries) for p, entries in chunk if p not in fenced]
+            if not chunk:
                 return
             cut_off = await self.svc.on_due(chunk)
             await self.store.flush()
@@ -879,8 +986,8 @@ class CaseClock:
             # position is known. Taking an unknown position for caught up served a partition
             # at once, and a fresh worker fired a false breach before reading the
             # acknowledgement the previous process had not applied: ask again next round.
-            try:
-                position = await consumer.position(tp)
+            try:  # aiokafka's position() waits for one with no bound of its own
+                position = await asyncio.wait_for(consumer.position(tp), 10.0)
             except Exception:
                 position = None
             if position is None:

@@ -8,27 +8,33 @@ record. Both cost: the table's write path was about a fifth of the worker's CPU 
 the timer is not.
 
 This store keeps Faust's table for what it is good at (the data directory, recovery from the
-changelog, standby bookkeeping, iteration for the index rebuild) and writes past it: a row goes
-to the partition's RocksDB database (or straight into the memory store's dict), and its
-changelog record is kept until `flush`. RocksDB rows wait for `flush` too, where each
-partition's go in one write batch: one call into RocksDB per partition rather than one per row,
-each of which let Faust's consumer thread take the interpreter (py-spy put RocksDB's `put` at
-11 % of the worker's main thread once the input came in batches); reads see the waiting rows.
-Flush then which hands every pending record to the producer in batches
-(`live.producer.BatchProducer`) and, when a batch is acknowledged, stores its last changelog
-offset once (what Faust's recovery starts from when the data directory is kept). The adapter
-flushes after every handler call, before the batch's input offsets can be acknowledged, so
-Faust's flush of the producer before a commit still covers every changelog record.
+changelog, standby bookkeeping, iteration for the index rebuild) and writes past it, in the
+commit order of docs/architecture.md ("The commit order"):
 
-A changelog batch the broker does not take (after the producer's own retries) is repaired:
-the current rows of its keys, not the old values, are sent again at the next flush, so a
-repair can never put an older row after a newer one. Rows of a partition no longer owned are
-not repaired (the new owner's row may be newer); that is logged.
+1. a handler's writes are staged in memory (`live.staged_rows`), where reads see them;
+2. `flush`, after every handler call, seals them and hands each partition's rows to the
+   producer as one batch (`live.producer.BatchProducer`): a case written twice in a call is
+   sent once, with its last row;
+3. when a partition's batch is acknowledged by the broker (acks=all), its rows and its last
+   changelog offset (what Faust's recovery starts from when the data directory is kept) go to
+   the partition's RocksDB database in one write batch, in seal order;
+4. the adapter acknowledges a handler call's input only once `durable` says every row it
+   sealed went through 3.
+
+So RocksDB never holds a row the changelog may lack. A batch the broker does not take (after
+the producer's own retries) is sent again, with the rows it carried unless newer ones were
+written since; until it is taken its input stays unacknowledged. A write to RocksDB that fails
+(a full disk) keeps the rows staged and is tried again at every flush; `failure` says what
+failed, for readiness and the watchdog.
+
+Fencing: `fence` drops the staged rows of revoked partitions and refuses writes to them until
+`unfence` (the next recovery gives them back); late acknowledgements for them are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -38,33 +44,36 @@ import rocksdict
 
 from caseclock.live import failpoints
 from caseclock.live.producer import BatchProducer, Record, last_offset, on_done
+from caseclock.live.staged_rows import ABSENT, Layer, StagedRows
 
 log = logging.getLogger("caseclock")
 
 
+class NotOwned(Exception):
+    """A write for a partition this worker no longer owns (fenced since its revocation)."""
+
+
 class TableStore:
-    """Rows of the `cases` table by partition and key; changelog records produced in batches."""
+    """Rows of the `cases` table by partition and key, durable in the commit order (module
+    docstring)."""
 
     def __init__(
         self,
         table: Any,
         producer: BatchProducer,
-        owned: Callable[[], Iterable[int]],
         on_failure: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._table = table
         self._on_failure = on_failure
         """Called with the number of changelog rows the broker did not take."""
         self._producer = producer
-        self._owned = owned
-        self._pending: list[Record] = []
-        """Changelog records written and not yet handed to the producer, in write order."""
-        self._repair: set[tuple[int, bytes]] = set()
-        """(partition, key) whose changelog record the broker did not take."""
-        self._unwritten: dict[int, dict[bytes, bytes | None]] = {}
-        """RocksDB rows (None: deleted) written since the last flush, by partition."""
-        self._unacknowledged: set[asyncio.Future[Any]] = set()
-        """Changelog batches handed to the producer and not yet acknowledged (or failed)."""
+        self._staged = StagedRows()
+        self._fenced: set[int] = set()
+        self._changed = asyncio.Event()
+        """Set whenever a batch settles or rows are applied (`wait_durable` wakes on it)."""
+        self.failure: str | None = None
+        """What failed last and has not worked since (a changelog batch not taken, a RocksDB
+        write refused); None while the store is healthy."""
         self.offsets: dict[int, int | None] = {}
         """The changelog offset stored for each partition (what Faust's recovery starts
         from), as this store last read it (`read_offsets`) or stored it (an acknowledgement):
@@ -89,23 +98,39 @@ class TableStore:
 
     @property
     def pending(self) -> bool:
-        """Whether rows wait to be written or changelog records to be handed over."""
-        return bool(self._pending or self._repair or self._unwritten)
+        """Whether rows wait to be handed over or to be written to the local store."""
+        return not self._staged.empty
 
-    def take_pending(self) -> list[Record]:
-        """The changelog records not yet handed to the producer, oldest first (and takes
-        them): repairs first, then what was written since the last flush."""
-        if self._repair:
-            self._pending[:0] = self._repairs()
-        records, self._pending = self._pending, []
-        return records
+    @property
+    def seals(self) -> int:
+        """The number of the latest flush that handed rows over (see `durable`)."""
+        return self._staged.seals
+
+    def durable(self, seal: int) -> bool:
+        """Whether every row handed over by flushes up to number `seal` is acknowledged by the
+        broker and written to the local store."""
+        return self._staged.durable(seal)
+
+    async def wait_durable(self, seal: int, within: float) -> bool:
+        """Wait until `durable(seal)`, at most `within` seconds; whether it is."""
+        if self._staged.durable(seal):
+            return True
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within)
+        return self._staged.durable(seal)
+
+    @property
+    def unsent(self) -> bool:
+        """Whether rows wait for a flush to hand them over (new, or sent again)."""
+        return self._staged.unsent
 
     def get(self, partition: int, key: bytes) -> bytes | None:
+        staged = self._staged.get(partition, key)
+        if staged is not ABSENT:
+            return staged  # type: ignore[return-value]
         store = self._store
         if self._rocks:
-            waiting = self._unwritten.get(partition)
-            if waiting is not None and key in waiting:
-                return waiting[key]
             row: bytes | None = store._db_for_partition(partition).get(key)
             return row
         found: bytes | None = store.data.get(key)
@@ -113,38 +138,60 @@ class TableStore:
 
     def put(self, partition: int, key: bytes, row: bytes) -> None:
         self._write(partition, key, row)
-        self._pending.append(Record(self.topic, key, row, partition))
 
     def delete(self, partition: int, key: bytes) -> None:
         self._write(partition, key, None)
-        self._pending.append(Record(self.topic, key, None, partition))
 
     def _write(self, partition: int, key: bytes, row: bytes | None) -> None:
+        if partition in self._fenced:
+            raise NotOwned(f"partition {partition} was revoked: {key!r} not written")
         self.writes += 1
-        store = self._store
-        if self._rocks:
-            waiting = self._unwritten.get(partition)
-            if waiting is None:
-                waiting = self._unwritten[partition] = {}
-            waiting[key] = row
-        elif row is None:
-            store.data.pop(key, None)
-            store._key_partition.pop(key, None)
-        else:
-            store.data[key] = row
-            store._key_partition[key] = partition  # what Faust drops on revocation
+        self._staged.write(partition, key, row)
+
+    def fence(self, partitions: Iterable[int]) -> int:
+        """Revoked: drop these partitions' staged rows and refuse writes to them (until
+        `unfence`); returns how many rows were dropped."""
+        ps = set(partitions)
+        self._fenced |= ps
+        dropped = self._staged.drop(ps)
+        if dropped:
+            log.info(
+                "caseclock: %d rows of revoked partitions %s dropped unwritten (their input "
+                "was not acknowledged; the new owner reads it again)",
+                dropped,
+                sorted(ps),
+            )
+        self._changed.set()
+        return dropped
+
+    def unfence(self, partitions: Iterable[int]) -> None:
+        """These partitions are this worker's again (recovered): writes are accepted."""
+        self._fenced -= set(partitions)
+
+    @property
+    def fenced(self) -> frozenset[int]:
+        return frozenset(self._fenced)
 
     def rows(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
-        """(key, row) of the stored rows of these partitions (RocksDB; the memory store
-        keeps no partitions apart and yields every row), for the index rebuild: RocksDB's
-        iterators read a snapshot, so writes meanwhile are safe; the memory store's rows are
-        copied first for the same reason."""
+        """(key, row) of the rows of these partitions, staged rows included (RocksDB; the
+        memory store keeps no partitions apart and yields every row), for the index rebuild
+        and the recount: a consistent view as of the first row taken (RocksDB's iterators
+        read a snapshot, the staged rows and the memory store's rows are copied then)."""
         store = self._store
+        ps = sorted(partitions)
+        staged = {p: self._staged.partition_rows(p) for p in ps}
         if self._rocks:
-            for p in sorted(partitions):  # Faust's item iterator skips its offset key
-                yield from store._visible_items(store._db_for_partition(p))
+            for p in ps:  # Faust's item iterator skips its offset key
+                over = staged[p]
+                for key, row in store._visible_items(store._db_for_partition(p)):
+                    if key not in over:
+                        yield key, row
+                yield from ((k, r) for k, r in over.items() if r is not None)
         else:
-            yield from list(store.data.items())
+            over = {k: r for p in ps for k, r in staged[p].items()}
+            rows = [(k, r) for k, r in store.data.items() if k not in over]
+            yield from rows
+            yield from ((k, r) for k, r in over.items() if r is not None)
 
     @property
     def persistent(self) -> bool:
@@ -163,88 +210,120 @@ class TableStore:
         return out
 
     async def settle(self, *, within: float) -> bool:
-        """Flush, then wait (at most `within` seconds) until every changelog batch handed
-        over is acknowledged; whether then every row is written and its offset stored."""
+        """Flush, then wait (at most `within` seconds) until every row handed over is
+        acknowledged and written; whether it is."""
         await self.flush()
-        if self._unacknowledged:
-            await asyncio.wait(set(self._unacknowledged), timeout=within)
-            await asyncio.sleep(0)  # the acknowledgements' callbacks, scheduled before ours
-        return not self._unacknowledged and not self.pending
-
-    def write_rows(self) -> None:
-        """Write the waiting RocksDB rows, a batch per partition (before their changelog
-        records go out, so a stored changelog offset never runs ahead of the rows)."""
-        if not self._unwritten:
-            return
-        store = self._store
-        for partition, rows in self._unwritten.items():
-            batch = rocksdict.WriteBatch(raw_mode=True)  # the binding caseclock installs
-            for key, row in rows.items():
-                if row is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, row)
-            store._db_for_partition(partition).write(batch)
-        self._unwritten = {}
+        seal = self._staged.seals
+        deadline = asyncio.get_running_loop().time() + within
+        while not self._staged.durable(seal):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            if self._staged.unsent:  # a batch failed: sent again
+                await self.flush()
+            await self.wait_durable(seal, min(left, 0.5))
+        return not self.pending
 
     async def flush(self) -> None:
-        """Write the waiting rows, then hand the pending changelog records (and repairs) to
-        the producer, in batches."""
-        self.write_rows()
-        records = self.take_pending()
-        if not records:
+        """Write what was acknowledged and not yet written (a write that failed before), then
+        seal the staged rows and hand them to the producer, one batch per partition."""
+        self._apply_acknowledged()
+        layers = self._staged.seal()
+        if not layers:
             return
         failpoints.hit("changelog-before-send")
+        records = [
+            Record(self.topic, key, row, layer.partition)
+            for layer in layers
+            for key, row in layer.rows.items()
+        ]
+        for layer in layers:
+            layer.waiting = 1  # until the producer says how many batches it made
         try:
             acks = await self._producer.send(records)
-        except Exception as exc:  # (metadata unavailable): every row is repaired next time
-            log.warning("caseclock: could not hand %d changelog rows over: %s", len(records), exc)
-            self._on_failure(len(records))
-            self._repair.update((r.partition or 0, r.key or b"") for r in records)
+        except Exception as exc:  # (metadata unavailable): every row is sent again
+            self._failed(f"changelog rows not handed over: {exc!r}", len(records))
+            for layer in layers:
+                self._staged.settled(layer, None)
             return
-        batches: dict[int, tuple[Any, list[Record]]] = {}
-        for r, ack in zip(records, acks, strict=True):
-            batches.setdefault(id(ack), (ack, []))[1].append(r)
-        for ack, members in batches.values():
-            fut = on_done(ack, functools.partial(self._acknowledged, members=members))
-            if not fut.done():
-                self._unacknowledged.add(fut)
+        batches: dict[int, tuple[Any, Layer, int]] = {}
+        i = 0
+        for layer in layers:
+            for _ in layer.rows:
+                ack = acks[i]
+                i += 1
+                seen = batches.get(id(ack))
+                batches[id(ack)] = (ack, layer, 1 if seen is None else seen[2] + 1)
+        per_layer: dict[int, int] = {}
+        for _, layer, _ in batches.values():
+            per_layer[id(layer)] = per_layer.get(id(layer), 0) + 1
+        for layer in layers:
+            layer.waiting = per_layer[id(layer)]
+        for ack, layer, count in batches.values():
+            on_done(ack, functools.partial(self._acknowledged, layer=layer, count=count))
 
-    def _repairs(self) -> list[Record]:
-        owned = set(self._owned())
-        out = []
-        for p, key in sorted(self._repair):
-            if p in owned:
-                out.append(Record(self.topic, key, self.get(p, key), p))
-            else:
-                log.error(
-                    "caseclock: the changelog may miss the latest row of %r: partition %s is "
-                    "no longer this worker's",
-                    key,
-                    p,
-                )
-        self._repair.clear()
-        return out
+    def _failed(self, what: str, rows: int) -> None:
+        if self.failure is None:
+            log.error("caseclock: %s; stopped acknowledging input until it works", what)
+        self.failure = what
+        self._on_failure(rows)
+        self._changed.set()
 
-    def _acknowledged(self, fut: asyncio.Future[Any], *, members: list[Record]) -> None:
-        self._unacknowledged.discard(fut)
-        p = members[0].partition or 0
+    def _acknowledged(self, fut: asyncio.Future[Any], *, layer: Layer, count: int) -> None:
+        if layer.partition in self._fenced:  # revoked: its rows were dropped
+            return
         if fut.cancelled() or fut.exception() is not None:
             exc = None if fut.cancelled() else fut.exception()
-            log.warning(
-                "caseclock: %d changelog rows of partition %s not taken (%s); sent again",
-                len(members),
-                p,
-                exc,
+            self._failed(
+                f"{count} changelog rows of partition {layer.partition} not taken ({exc!r})",
+                count,
             )
-            self._repair.update((p, r.key or b"") for r in members)
-            self._on_failure(len(members))
+            self._staged.settled(layer, None)
             return
-        failpoints.hit("changelog-after-ack")
-        if self._rocks:
-            from faust.types import TP
+        if self._staged.settled(layer, last_offset(fut.result(), count)):
+            failpoints.hit("changelog-after-ack")
+            self._apply(layer.partition)
 
-            offset = last_offset(fut.result(), len(members))
-            self._store.set_persisted_offset(TP(self.topic, p), offset)
-            known = self.offsets.get(p)
-            self.offsets[p] = offset if known is None else max(known, offset)
+    def _apply_acknowledged(self) -> None:
+        for p in self._staged.with_applicable():
+            self._apply(p)
+
+    def _apply(self, partition: int) -> None:
+        """Write the partition's acknowledged layers at the head of its queue to the local
+        store: one write batch with their rows and the last changelog offset."""
+        layers = self._staged.applicable(partition)
+        if not layers:
+            return
+        offset = layers[-1].last_offset
+        try:
+            if self._rocks:
+                batch = rocksdict.WriteBatch(raw_mode=True)  # the binding caseclock installs
+                for layer in layers:
+                    for key, row in layer.rows.items():
+                        if row is None:
+                            batch.delete(key)
+                        else:
+                            batch.put(key, row)
+                batch.put(self._store.offset_key, str(offset).encode())
+                self._store._db_for_partition(partition).write(batch)
+            else:
+                data, where = self._store.data, self._store._key_partition
+                for layer in layers:
+                    for key, row in layer.rows.items():
+                        if row is None:
+                            data.pop(key, None)
+                            where.pop(key, None)
+                        else:
+                            data[key] = row
+                            where[key] = partition  # what Faust drops on revocation
+        except Exception as exc:  # a full or read-only disk: staged, tried again
+            self._failed(f"rows of partition {partition} not written to the store: {exc!r}", 0)
+            return
+        self._staged.applied(partition, len(layers))
+        if self._rocks:
+            known = self.offsets.get(partition)
+            self.offsets[partition] = offset if known is None else max(known, offset)
+        if self.failure is not None and not any(layer.failed for layer in self._staged.layers()):
+            log.info("caseclock: the store works again (after: %s)", self.failure)
+            self.failure = None
+        self._changed.set()

@@ -59,6 +59,33 @@ RETRY_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 """Waits between attempts while the broker is unreachable (the last one repeats)."""
 
 
+RECORD_FAULTS = (
+    "RecordTooLargeError",
+    "MessageSizeTooLargeError",
+    "RecordListTooLargeError",
+    "CorruptRecordException",
+    "UnsupportedForMessageFormatError",
+    "InvalidTimestampError",
+)
+"""aiokafka errors that refuse one record for what it is (its size, its format), not the
+topic or the worker: such an alert is dead-lettered and counts as emitted. Any other lasting
+refusal (not authorised, no such topic) is an infrastructure failure."""
+
+
+class OutputFailure(Exception):
+    """Records the broker refused for a reason that is not theirs (an ACL, a missing topic):
+    the line stops (input is not acknowledged) until it works again or the worker restarts."""
+
+
+class Abandoned(Exception):
+    """A send whose acknowledgement was no longer waited for: a rebalance or a stop began."""
+
+
+def record_fault(exc: BaseException) -> bool:
+    """Whether a lasting send failure is the record's own fault (`RECORD_FAULTS`)."""
+    return any(type(c).__name__ in RECORD_FAULTS for c in (exc, exc.__cause__) if c is not None)
+
+
 def transient(exc: BaseException) -> bool:
     """Whether a send failed because the broker is (for now) unreachable or busy, as opposed
     to refusing this record for good (too large, invalid, not authorised, unserialisable)."""
@@ -134,6 +161,12 @@ class CaseService:
         self.timer_target: int | None = None
         """The deadline the timer sleeps until; an earlier one scheduled calls `wake`."""
         self.wake: Callable[[], None] = lambda: None
+        self.abandon: Callable[[], bool] = lambda: False
+        """Whether the timer's waits for the broker should give up now (a rebalance or a
+        stop began: the revocation waits for the call in progress, so it must end)."""
+        self.output_failure: str | None = None
+        """A lasting refusal of alerts or dead letters that is not the records' fault, until
+        a send works again: the adapter stops acknowledging input while it lasts."""
         self._consumed: Counter[str] = Counter()
         self._duplicates: Counter[str] = Counter()
         """Events applied and duplicates by type in the batch being handled."""
@@ -394,24 +427,38 @@ class CaseService:
                 sends.extend(new)
                 records.extend(fresh)
                 acks.extend(await self._hand_over(fresh))
-        failures = await self._settle(records, acks)
+        failures = await self._settle(records, acks, abandonable=True)
         cut_off = self.cut_off(self.clock(), handed_over) if sends else False
         undeliverable: list[tuple[Rejected, Origin, bytes]] = []
+        unsent: set[tuple[int, str]] = set()
+        """Cases with an alert not delivered: their rows are not written (the state records
+        every alert of the evaluation as emitted) and they stay re-armed for a retry."""
         for (partition, loaded, a), record, failure in zip(sends, records, failures, strict=True):
-            if failure is not None:
-                detail = f"{a.type} {a.stage} {a.alert_id}: {type(failure).__name__}: {failure}"
-                never_written = Origin(self.cfg.alert_topics[a.type], partition, -1, loaded.key)
-                undeliverable.append(
-                    (Rejected("alert-undeliverable", detail), never_written, record[2])
-                )
-                self.summary.add("undeliverable")
-                continue  # counts as emitted: one refused record must not stop the clock
-            self._alert_sent(a, loaded.touched)
+            if failure is None:
+                continue
+            if not record_fault(failure):  # abandoned, or refused for good: not emitted
+                unsent.add((partition, loaded.state.case_id))
+                continue
+            detail = f"{a.type} {a.stage} {a.alert_id}: {type(failure).__name__}: {failure}"
+            never_written = Origin(self.cfg.alert_topics[a.type], partition, -1, loaded.key)
+            reason = Rejected("alert-undeliverable", detail)
+            undeliverable.append((reason, never_written, record[2]))
+            self.summary.add("undeliverable")
+        refused = [f for f in failures if f is not None and not isinstance(f, Abandoned)]
+        self._note_output(refused, "alerts")
+        for (partition, loaded, a), failure in zip(sends, failures, strict=True):
+            if (partition, loaded.state.case_id) not in unsent and (
+                failure is None or record_fault(failure)
+            ):
+                self._alert_sent(a, loaded.touched)  # a record's fault counts as emitted
         await self._dead_letter_all(undeliverable)
         if sends:
             failpoints.hit("alerts-before-row")
         for partition, loaded, alerts in evaluated:
             state = loaded.state
+            if (partition, state.case_id) in unsent:  # the stored row stands; retried later
+                self._count(partition, loaded.standing, +1)
+                continue
             standing = loaded.standing  # no alert: the state and its row are unchanged
             if alerts:  # only now: the alerts it records are acknowledged
                 row, standing = self._encode(state, partition, loaded.touched)
@@ -515,10 +562,13 @@ class CaseService:
         self,
         records: Sequence[tuple[str, bytes | None, bytes]],
         acks: Sequence[Awaitable[object]],
+        *,
+        abandonable: bool = False,
     ) -> list[BaseException | None]:
         """Wait for the acknowledgements of records handed over, all at once; resend those
-        that failed transiently until they succeed. Returns, per record, None or its
-        permanent failure."""
+        that failed transiently until they succeed, or, if `abandonable`, until `abandon`
+        says to stop (they fail with Abandoned). Returns, per record, None or its lasting
+        failure."""
         result: list[BaseException | None] = [None] * len(records)
         todo = list(range(len(records)))
         attempt = 0
@@ -541,6 +591,11 @@ class CaseService:
             for record, n in failed.items():
                 self.metrics.send_failed(record, n)
             todo = retry
+            if todo and abandonable and self.abandon():
+                for i in todo:
+                    result[i] = Abandoned("a rebalance or a stop began")
+                log.info("caseclock: %d sends abandoned: a rebalance or a stop began", len(todo))
+                break
             if todo:
                 wait = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
                 attempt += 1
@@ -571,17 +626,11 @@ class CaseService:
             for r, origin, raw in rejected
         ]
         failures = await self._deliver_all(records)
-        for (r, origin, _), failure in zip(rejected, failures, strict=True):
-            if failure is not None:  # nowhere left to put it: say so, loudly but once a minute
-                log.error(
-                    "caseclock: could not dead-letter %s[%s]@%s (%s): %s",
-                    origin.topic,
-                    origin.partition,
-                    origin.offset,
-                    r.reason,
-                    failure,
-                )
-                continue
+        refused = [f for f in failures if f is not None]
+        self._note_output(refused, "dead letters")
+        if refused:  # nowhere to put them: their input must not be acknowledged
+            raise OutputFailure(f"{len(refused)} dead letters refused: {refused[0]!r}")
+        for r, origin, _ in rejected:
             self.metrics.dead_letter(r.reason)
             self.summary.add("dead-letter")
             log.warning(
@@ -592,6 +641,28 @@ class CaseService:
                 r.reason,
                 r.detail,
             )
+
+    def _note_output(self, refused: Sequence[BaseException], what: str) -> None:
+        """Keep `output_failure` up to date after a settle: set by a lasting refusal that is
+        not the records' fault, cleared by a settle without one."""
+        lasting = [f for f in refused if not record_fault(f)]
+        if lasting:
+            if self.output_failure is None:
+                log.error(
+                    "caseclock: %d %s refused for good: %r; input is no longer acknowledged",
+                    len(lasting),
+                    what,
+                    lasting[0],
+                )
+            self.output_failure = f"{what} refused: {lasting[0]!r}"
+        elif self.output_failure is not None:
+            log.info("caseclock: %s are taken again (after: %s)", what, self.output_failure)
+            self.output_failure = None
+
+    async def dead_letter_failed(self, origin: Origin, raw: bytes, exc: BaseException) -> None:
+        """Dead-letter one input message that failed alone (`processing-failed`)."""
+        reason = Rejected("processing-failed", f"{type(exc).__name__}: {exc}")
+        await self._dead_letter_all([(reason, origin, raw)])
 
     # --- recovery --------------------------------------------------------------------------
 

@@ -213,8 +213,9 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         ("record",),
         "Records (alert, dead-letter, changelog) the broker did not acknowledge: a transient "
         "failure is retried (alerts and dead letters until they go out, changelog rows by "
-        "sending the current row again), a permanent one dead-letters an alert as "
-        "alert-undeliverable. Rising while the broker is down.",
+        "sending them again); a lasting refusal of an alert for its own sake (its size) "
+        "dead-letters it as alert-undeliverable, any other stops the worker from "
+        "acknowledging input (caseclock_input_stopped). Rising while the broker is down.",
     ),
     MetricDoc(
         "caseclock_catchup_alerts_total",
@@ -269,6 +270,13 @@ METRIC_DOCS: Final[list[MetricDoc]] = [
         "gauge",
         (),
         "1 once table recovery finished and the timer index is rebuilt, 0 while recovering.",
+    ),
+    MetricDoc(
+        "caseclock_input_stopped",
+        "gauge",
+        (),
+        "1 while an infrastructure failure (the store, the changelog or the alert topics) "
+        "stops this worker from acknowledging input, 0 otherwise.",
     ),
     MetricDoc(
         "caseclock_oldest_overdue_seconds",
@@ -391,6 +399,7 @@ class Metrics:
         self.timer_index_size = gauge("caseclock_timer_index_size")
         self.partitions_owned = gauge("caseclock_partitions_owned")
         self.recovery_complete = gauge("caseclock_recovery_complete")
+        self.input_stopped = gauge("caseclock_input_stopped")
         self.oldest_overdue_seconds = gauge("caseclock_oldest_overdue_seconds")
 
         self.time_to_acknowledge = histogram(
@@ -536,6 +545,10 @@ class Metrics:
     def set_recovery_complete(self, complete: bool) -> None:
         """1 once recovery and the timer-index rebuild are done, 0 while (re)covering."""
         self.recovery_complete.set(1 if complete else 0)
+
+    def set_input_stopped(self, stopped: bool) -> None:
+        """1 while an infrastructure failure keeps input from being acknowledged."""
+        self.input_stopped.set(1 if stopped else 0)
 
     def set_oldest_overdue_seconds(self, seconds: float) -> None:
         """How long the oldest due timer has waited to be evaluated (0 when timers keep up)."""

@@ -269,3 +269,101 @@ async def test_a_restart_chooses_per_partition_between_its_snapshot_and_its_rows
     assert svc.svc.scanning == {2, 3, 4}  # 4: the snapshot is ahead of the store
     assert restored == 16  # partitions 0 and 1 from their snapshots; C1 then read again
     assert svc.svc.indexes[1].due_of("C1") is None and svc.svc.indexes[1].due_of("C2") == 100
+
+
+# --- the commit order and fencing (docs/architecture.md, "The commit order") ------------------
+
+
+def _worker_on_fake_producer(tmp_path: Any) -> tuple[CaseClock, Any]:
+    from tests.unit.live.test_faust_store import FakeProducer
+
+    env = {
+        "CASECLOCK_STORE": "rocksdb://",
+        "CASECLOCK_DATA_DIR": str(tmp_path),
+        "CASECLOCK_PARTITIONS": "4",
+        "CASECLOCK_INPUT_PARTITIONER": "any",
+    }
+    cc = CaseClock(Config.from_env(env), load_policy())
+    fake = FakeProducer()
+    cc.store._producer = fake  # type: ignore[assignment]
+    return cc, fake
+
+
+def _message(topic: str, partition: int, offset: int, value: bytes) -> Any:
+    return SimpleNamespace(
+        topic=topic, partition=partition, offset=offset, key=b"CS-1", value=value
+    )
+
+
+async def test_input_is_acknowledged_only_once_its_rows_are_durable(tmp_path: Any) -> None:
+    """`_take` returns (and the drain acknowledges the fetch) only once the changelog batch of
+    the rows it wrote is acknowledged and the rows are in RocksDB; the commit watchdog counts
+    the messages as read once they are handled."""
+    import asyncio
+
+    import orjson
+
+    from tests.factories import opened
+
+    cc, fake = _worker_on_fake_producer(tmp_path)
+    doc = orjson.dumps(opened("CS-1", 0, priority=2).model_dump(mode="json"))
+    take = asyncio.ensure_future(cc._take([_message("case-opened", 1, 7, doc)]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(fake.futures) == 1 and not take.done()  # handed over, not acknowledged
+    assert cc._read == {("case-opened", 1): 7}
+    assert cc.store._store._db_for_partition(1).get(b"CS-1") is None
+    fake.ack(0, 3)
+    await asyncio.wait_for(take, 5)
+    assert cc.store._store._db_for_partition(1).get(b"CS-1") is not None
+    data: Any = cc.table.data
+    await data.stop()
+
+
+async def test_revocation_waits_for_the_call_in_progress_then_fences(tmp_path: Any) -> None:
+    import asyncio
+
+    from faust.types import TP
+
+    cc, _ = _worker_on_fake_producer(tmp_path)
+    cc.store.put(2, b"CS-9", b"row")  # a timer chunk's row, staged
+    async with cc._handling:  # a handler call in progress
+        revoke = asyncio.ensure_future(
+            cc._on_revoked(None, {TP("case-opened", 2), TP("eta-set", 2), TP("other", 3)})
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not revoke.done() and cc.store.fenced == frozenset()
+    await asyncio.wait_for(revoke, 5)
+    assert cc.store.fenced == frozenset({2})
+    assert cc.store.get(2, b"CS-9") is None  # dropped: the new owner sends it again
+    with pytest.raises(Exception, match="revoked"):
+        cc.store.put(2, b"CS-9", b"late")
+    data: Any = cc.table.data
+    await data.stop()
+
+
+async def test_a_timer_chunk_skips_fenced_partitions_and_waits_out_a_rebalance() -> None:
+    cc = CaseClock(Config.from_env({}), load_policy())
+    seen: list[Any] = []
+
+    async def on_due(due: Any) -> bool:
+        seen.append(due)
+        return False
+
+    cc.svc.on_due = on_due  # type: ignore[method-assign]
+    cc.store.fence([1])
+    await cc._fire_chunk([(0, [("A", 1)]), (1, [("B", 1)])])
+    assert seen == [[(0, [("A", 1)])]]
+    await cc._fire_chunk([(1, [("B", 1)])])  # nothing left: no call
+    assert len(seen) == 1
+
+
+def test_an_infrastructure_failure_makes_the_worker_unready() -> None:
+    cc = CaseClock(Config.from_env({}), load_policy())
+    assert cc.failure() is None
+    cc.store.failure = "rows of partition 1 not written to the store: OSError(28)"
+    assert cc.failure() == cc.store.failure
+    cc.store.failure = None
+    cc.svc.output_failure = "alerts refused: TopicAuthorizationFailedError()"
+    assert cc.failure() == cc.svc.output_failure

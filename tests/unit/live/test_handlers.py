@@ -3,10 +3,15 @@ per-case fault isolation, timers that fall behind, gauges and acknowledgement ou
 
 from __future__ import annotations
 
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+import pytest
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
 from caseclock.core.timeutil import to_us
-from caseclock.live.handlers import CaseService
+from caseclock.live.handlers import CaseService, OutputFailure
 from caseclock.live.ports import DEAD_LETTERS, Origin
 from caseclock.live.rows import decode_row
 from tests.factories import T0, note, opened, reprioritised, resolved
@@ -143,6 +148,70 @@ async def test_an_alert_refused_for_good_is_dead_lettered_and_counts_as_emitted(
     row = store.get(0, b"A")
     assert row is not None
     assert svc.engine.next_due(decode_row(row)[0]) == to_us(T0) + round(0.75 * H)
+
+
+async def test_an_alert_refused_for_a_reason_not_its_own_is_not_emitted_and_stops_the_line() -> (
+    None
+):
+    """An ACL change (TopicAuthorizationFailed) refuses every alert of a topic for good: that
+    is the worker's environment, not the record. The alert is not recorded as emitted (its
+    row is not written), the case is tried again after the retry delay, the failure is
+    counted and reported (`output_failure`: the adapter stops acknowledging input), and
+    the first send that works again clears it."""
+    refusing = True
+
+    def acl(channel: str, key: bytes | None, value: bytes) -> BaseException | None:
+        return TopicAuthorizationFailedError() if refusing and channel == "elevate-to-l2" else None
+
+    svc, store, box, clock = service(to_us(T0), outbox=FakeOutbox(fail=acl))
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    before = store.get(0, b"A")
+    await svc.on_due(svc.due(clock.now, [0]))
+    assert box.records(DEAD_LETTERS) == [] and box.records("elevate-to-l2") == []
+    assert store.get(0, b"A") == before  # nothing recorded as emitted
+    assert svc.output_failure is not None and "TopicAuthorization" in svc.output_failure
+    assert sample(svc, "caseclock_send_failures_total", {"record": "alert"}) == 1
+    assert not sample(svc, "caseclock_alerts_emitted_total", {"type": "elevate-to-l2"})
+    assert svc.next_deadline([0]) == clock.now + svc.retry_us  # re-armed for a retry
+    refusing = False
+    clock.now += svc.retry_us
+    await svc.on_due(svc.due(clock.now, [0]))
+    assert [a["type"] for a in box.records("elevate-to-l2")] == ["elevate-to-l2"]
+    assert svc.output_failure is None
+
+
+async def test_a_dead_letter_refused_for_good_stops_its_input_from_being_acknowledged() -> None:
+    def refuse(channel: str, key: bytes | None, value: bytes) -> BaseException | None:
+        return TopicAuthorizationFailedError() if channel == DEAD_LETTERS else None
+
+    svc, _, _, _ = service(to_us(T0), outbox=FakeOutbox(fail=refuse))
+    bad = inbound(opened("A", 0, 1))._replace(value=b"{not json")
+    with pytest.raises(OutputFailure):
+        await svc.on_inputs([bad])
+    assert svc.output_failure is not None
+
+
+async def test_a_rebalance_abandons_the_wait_for_a_broker_that_is_away() -> None:
+    """The revocation waits for the timer chunk in progress, so the chunk must not wait for
+    the broker for ever once a rebalance began: the sends are abandoned, the alerts are not
+    recorded as emitted (the new owner sends them), and no failure is reported."""
+    svc, store, box, clock = service(
+        to_us(T0), outbox=FakeOutbox(fail=lambda c, k, v: KafkaTimeoutError())
+    )
+    await svc.on_inputs([inbound(opened("A", 0, 1))])
+    before = store.get(0, b"A")
+    attempts = 0
+
+    def abandon() -> bool:
+        nonlocal attempts
+        attempts += 1
+        return attempts > 3
+
+    svc.abandon = abandon
+    await svc.on_due(svc.due(clock.now, [0]))
+    assert attempts == 4 and box.records("elevate-to-l2") == []
+    assert store.get(0, b"A") == before
+    assert svc.output_failure is None
 
 
 async def test_transient_send_failures_are_retried_until_they_succeed() -> None:
