@@ -367,3 +367,38 @@ def test_an_infrastructure_failure_makes_the_worker_unready() -> None:
     cc.store.failure = None
     cc.svc.output_failure = "alerts refused: TopicAuthorizationFailedError()"
     assert cc.failure() == cc.svc.output_failure
+
+
+async def test_a_lasting_infrastructure_failure_exits_75_unless_the_broker_is_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watchdog exits (status 75, restart me) once an infrastructure failure has kept
+    input unacknowledged for CASECLOCK_COMMIT_STALL_TIMEOUT while the broker answers; it
+    waits while the broker does not (a restart would not bring it back), and forgets the
+    failure once it clears."""
+    import caseclock.live.faust_app as faust_app
+
+    cc = CaseClock(Config.from_env({"CASECLOCK_COMMIT_STALL_TIMEOUT": "30"}), load_policy())
+    exits: list[int] = []
+    monkeypatch.setattr(faust_app.os, "_exit", exits.append)
+    monkeypatch.setattr(faust_app.logging, "shutdown", lambda: None)
+    answers = False
+
+    async def broker_answers() -> bool:
+        return answers
+
+    cc._broker_answers = broker_answers  # type: ignore[method-assign]
+    cc.store.failure = "rows of partition 1 not written to the store: OSError(28)"
+    t0 = 1_000_000_000
+    await cc._check_failure(t0)
+    await cc._check_failure(t0 + 29 * 10**6)
+    assert exits == [] and cc.registry.get_sample_value("caseclock_input_stopped") == 1
+    await cc._check_failure(t0 + 31 * 10**6)  # the broker does not answer: wait
+    assert exits == []
+    answers = True
+    await cc._check_failure(t0 + 32 * 10**6)
+    assert exits == [75]
+    cc.store.failure = None
+    await cc._check_failure(t0 + 40 * 10**6)
+    assert cc._failing_since is None
+    assert cc.registry.get_sample_value("caseclock_input_stopped") == 0
