@@ -376,12 +376,13 @@ async def test_a_lasting_infrastructure_failure_exits_75_unless_the_broker_is_aw
     input unacknowledged for CASECLOCK_COMMIT_STALL_TIMEOUT while the broker answers; it
     waits while the broker does not (a restart would not bring it back), and forgets the
     failure once it clears."""
-    import caseclock.live.faust_app as faust_app
+    import logging
+    import os
 
     cc = CaseClock(Config.from_env({"CASECLOCK_COMMIT_STALL_TIMEOUT": "30"}), load_policy())
     exits: list[int] = []
-    monkeypatch.setattr(faust_app.os, "_exit", exits.append)
-    monkeypatch.setattr(faust_app.logging, "shutdown", lambda: None)
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
     answers = False
 
     async def broker_answers() -> bool:
