@@ -3,6 +3,9 @@ worker really reads and exports."""
 
 from __future__ import annotations
 
+import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,57 @@ def test_compose_prometheus_scrapes_the_worker_port_and_grafana_is_provisioned()
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
     assert (ROOT / "deploy/docker/Dockerfile").is_file()
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked() -> dict[str, str]:
+    """requirements.lock: distribution name (normalised) -> exact version."""
+    out: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and re.fullmatch(r"[\w.+!-]+", version), f"not name==version: {line!r}"
+        out[_normalised(name)] = version
+    return out
+
+
+def test_lock_file_pins_every_dependency_of_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = locked()
+    assert lock and "caseclock" not in lock
+    text = (ROOT / "requirements.lock").read_text()
+    names = [line.split("==")[0] for line in text.splitlines() if not line.startswith("#")]
+    # In the order of deploy/local/lock.sh's `LC_ALL=C sort -f -t= -k1,1` (and pip freeze's).
+    assert names == sorted(names, key=str.upper), "not sorted: run deploy/local/lock.sh"
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
+        found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", spec)
+        assert found is not None, spec
+        name = _normalised(found.group(0))
+        assert name in lock, f"{spec} is not in requirements.lock: run deploy/local/lock.sh"
+        exact = re.search(r"==\s*([^\s,;]+)", spec)
+        if exact:  # pinned in pyproject.toml too: the two agree
+            assert lock[name] == exact.group(1), f"{spec}: requirements.lock has {lock[name]}"
+
+
+def test_dockerfile_installs_the_locked_versions() -> None:
+    text = (ROOT / "deploy/docker/Dockerfile").read_text()
+    copied = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ")]
+    assert any("requirements.lock" in sources for sources in copied)
+    installs = re.findall(r"pip install ([^\n\\&]*)", text)
+    assert installs and all(i.split()[:2] == ["-c", "requirements.lock"] for i in installs)
+
+
+def test_setup_installs_the_locked_versions_and_again_when_the_lock_changes() -> None:
+    text = (ROOT / "deploy/local/setup.sh").read_text()
+    assert "pip install -q -c requirements.lock -e '.[dev]'" in text
+    assert '[ requirements.lock -nt "$stamp" ]' in text
+    lock_sh = ROOT / "deploy/local/lock.sh"
+    assert os.access(lock_sh, os.X_OK) and "freeze --exclude-editable" in lock_sh.read_text()
 
 
 def test_k8s_statefulset_matches_worker_settings() -> None:
