@@ -90,18 +90,22 @@ class DeadLetter(BaseModel):
         key: bytes | None,
         value: bytes,
         received_at: datetime,
+        max_value_bytes: int = MAX_DEAD_LETTER_VALUE_BYTES,
     ) -> DeadLetter:
-        """The record for one rejected message; `key` and `value` are the raw Kafka bytes."""
+        """The record for one rejected message; `key` and `value` are the raw Kafka bytes, of
+        which the first `max_value_bytes` are kept (less than the default when the topic
+        refused the dead letter for its size)."""
+        cap = max_value_bytes
         return cls(
             reason=reason,
             detail=detail,
             topic=topic,
             partition=partition,
             offset=offset,
-            key=None if key is None else _b64(key[:MAX_DEAD_LETTER_VALUE_BYTES]),
-            value=_b64(value[:MAX_DEAD_LETTER_VALUE_BYTES]),
+            key=None if key is None else _b64(key[:cap]),
+            value=_b64(value[:cap]),
             value_size=len(value),
-            value_truncated=len(value) > MAX_DEAD_LETTER_VALUE_BYTES,
+            value_truncated=len(value) > cap,
             received_at=received_at,
         )
 

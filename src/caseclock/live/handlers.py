@@ -72,6 +72,10 @@ topic or the worker: such an alert is dead-lettered and counts as emitted. Any o
 refusal (not authorised, no such topic) is an infrastructure failure."""
 
 
+TRUNCATED_DEAD_LETTER_BYTES = 1024
+"""How much of the original value a dead letter keeps when the topic refused it for its size."""
+
+
 class OutputFailure(Exception):
     """Records the broker refused for a reason that is not theirs (an ACL, a missing topic):
     the line stops (input is not acknowledged) until it works again or the worker restarts."""
@@ -605,32 +609,64 @@ class CaseService:
         return result
 
     async def _dead_letter_all(self, rejected: Sequence[tuple[Rejected, Origin, bytes]]) -> None:
+        """Send the dead letters; raises OutputFailure when the topic refuses them for a reason
+        not their own (their input must then not be acknowledged). A dead letter refused for
+        its size (a dead-letter topic whose max.message.bytes is below the input's) is sent
+        again with only the first TRUNCATED_DEAD_LETTER_BYTES of the original value, flagged
+        `value_truncated`; if even that is refused it is logged and counted as lost: a message
+        must never stop the worker."""
         if not rejected:
             return
         received = from_us(self.clock())
-        records = [
-            (
-                DEAD_LETTERS,
-                origin.key,
-                DeadLetter.build(
-                    reason=r.reason,
-                    detail=r.detail,
-                    topic=origin.topic,
-                    partition=origin.partition,
-                    offset=origin.offset,
-                    key=origin.key,
-                    value=raw,
-                    received_at=received,
-                ).to_json(),
-            )
-            for r, origin, raw in rejected
-        ]
+
+        def record(r: Rejected, origin: Origin, raw: bytes, cap: int | None = None) -> bytes:
+            extra = {} if cap is None else {"max_value_bytes": cap}
+            return DeadLetter.build(
+                reason=r.reason,
+                detail=r.detail,
+                topic=origin.topic,
+                partition=origin.partition,
+                offset=origin.offset,
+                key=origin.key,
+                value=raw,
+                received_at=received,
+                **extra,
+            ).to_json()
+
+        records = [(DEAD_LETTERS, o.key, record(r, o, raw)) for r, o, raw in rejected]
         failures = await self._deliver_all(records)
+        too_large = [i for i, f in enumerate(failures) if f is not None and record_fault(f)]
+        lost: set[int] = set()
+        if too_large:
+            again = [
+                (
+                    DEAD_LETTERS,
+                    rejected[i][1].key,
+                    record(*rejected[i], TRUNCATED_DEAD_LETTER_BYTES),
+                )
+                for i in too_large
+            ]
+            for i, failure in zip(too_large, await self._deliver_all(again), strict=True):
+                failures[i] = failure
+                if failure is not None and record_fault(failure):
+                    r, origin, _ = rejected[i]
+                    log.error(
+                        "caseclock: could not dead-letter %s[%s]@%s (%s), even truncated: %r",
+                        origin.topic,
+                        origin.partition,
+                        origin.offset,
+                        r.reason,
+                        failure,
+                    )
+                    failures[i] = None  # lost, loudly: a message must not stop the worker
+                    lost.add(i)
         refused = [f for f in failures if f is not None]
         self._note_output(refused, "dead letters")
         if refused:  # nowhere to put them: their input must not be acknowledged
             raise OutputFailure(f"{len(refused)} dead letters refused: {refused[0]!r}")
-        for r, origin, _ in rejected:
+        for i, (r, origin, _) in enumerate(rejected):
+            if i in lost:
+                continue
             self.metrics.dead_letter(r.reason)
             self.summary.add("dead-letter")
             log.warning(

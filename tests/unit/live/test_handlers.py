@@ -191,6 +191,23 @@ async def test_a_dead_letter_refused_for_good_stops_its_input_from_being_acknowl
     assert svc.output_failure is not None
 
 
+async def test_a_dead_letter_too_large_for_its_topic_is_sent_again_truncated() -> None:
+    """A dead-letter topic whose max.message.bytes is below the input's refuses the dead letter
+    of a large bad message for its size: that message must not stop the worker, so it goes
+    again with only the start of its value, flagged as truncated."""
+
+    def small_topic(channel: str, key: bytes | None, value: bytes) -> BaseException | None:
+        return MessageSizeTooLargeError() if channel == DEAD_LETTERS and len(value) > 4000 else None
+
+    svc, _, box, _ = service(to_us(T0), outbox=FakeOutbox(fail=small_topic))
+    junk = b"\xff" * 6000
+    await svc.on_inputs([inbound(opened("A", 0, 1))._replace(value=junk)])
+    [dl] = box.records(DEAD_LETTERS)
+    assert dl["value_truncated"] is True and dl["value_size"] == 6000
+    assert svc.output_failure is None
+    assert sample(svc, "caseclock_send_failures_total", {"record": "dead-letter"}) == 1
+
+
 async def test_a_rebalance_abandons_the_wait_for_a_broker_that_is_away() -> None:
     """The revocation waits for the timer chunk in progress, so the chunk must not wait for
     the broker for ever once a rebalance began: the sends are abandoned, the alerts are not
