@@ -323,11 +323,11 @@ class _History:
         self.heap: list[tuple[int, int, str, int, Any]] = []
         self.seq = 0
         self.case_no = 0
-        self.next_arrival = start_ms + self._gap()
+        self.next_arrival = start_ms + self._interarrival()
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _gap(self) -> int:
+    def _interarrival(self) -> int:
         return max(1, round(self.rng.expovariate(self.rate_per_ms)))
 
     def _push(self, t: int, case_id: str, kind: int, extra: Any) -> None:
@@ -524,7 +524,7 @@ class _History:
         while emitted < n:
             if not heap or self.next_arrival <= heap[0][0]:
                 self.new_case(self.next_arrival)
-                self.next_arrival += self._gap()
+                self.next_arrival += self._interarrival()
                 continue
             t, _, case_id, kind, extra = heapq.heappop(heap)
             line = self.encode(t, case_id, kind, extra)

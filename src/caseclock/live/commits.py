@@ -18,8 +18,9 @@ Faust commits a partition up to the end of the first run of consecutive acknowle
   a message delivered and not yet acknowledged.
 
 `committable` is the rule with both fixed: acknowledged offsets are a set, and the commit
-never reaches the oldest delivered message not yet acknowledged. `CommitSafeConsumer` puts it
-in place of Faust's (the worker's consumer, `live.drain.BatchingConsumer`, builds on it),
+never reaches the oldest delivered message not yet acknowledged. This module is plain code;
+`live.faust_compat.consumer.CommitSafeConsumer` puts the rule in place of Faust's (the
+worker's consumer, `BatchingConsumer`, builds on it),
 keeping Faust's gap merging (offsets that were never delivered, such as transaction markers,
 count as done) and its tolerance of one missing offset right after a seek (Faust's read
 offset is then the next offset to read, not the last one read).
@@ -30,8 +31,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger("caseclock")
 
@@ -78,49 +77,3 @@ def lowest_in_flight(
         if tp not in low or offset < low[tp]:
             low[tp] = offset
     return low
-
-
-class CommitSafeConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with `committable` as its commit rule."""
-
-    _in_flight: dict[Any, int] | None = None
-    """The lowest in-flight offset per partition, found once per commit (one pass over the
-    messages in flight rather than one per partition)."""
-
-    def _filter_committable_offsets(self, tps: Any) -> Any:
-        self._in_flight = lowest_in_flight(list(self._unacked_messages), self._committed_offset)
-        try:
-            return super()._filter_committable_offsets(tps)
-        finally:
-            self._in_flight = None
-
-    def _new_offset(self, tp: Any) -> int | None:
-        acked: list[int] = self._acked[tp]
-        if not acked:
-            return None
-        gaps = self._gap[tp]
-        if gaps:  # as Faust: never-delivered offsets below the highest acknowledged are done
-            top = max(acked)
-            found = sorted(gaps.overlap(0, top), key=lambda iv: iv.begin)
-            if found:
-                for iv in found:
-                    acked.extend(range(iv.begin, iv.end))
-                gaps.chop(0, max(found[-1].end - 1, top + 1))
-        in_flight = getattr(self, "_in_flight", None)
-        if in_flight is None:
-            in_flight = lowest_in_flight(list(self._unacked_messages), self._committed_offset)
-        repeats = len(acked) - len(set(acked))
-        if repeats:
-            log.info(
-                "caseclock: %d offsets of %s[%s] were acknowledged twice (a gap Faust recorded "
-                "over offsets read again after a seek, robinhood/faust#559); counted once",
-                repeats,
-                tp.topic,
-                tp.partition,
-            )
-        offset, left = committable(acked, self._committed_offset[tp], in_flight.get(tp))
-        acked[:] = left
-        if offset is not None:
-            index = self._acked_index[tp]
-            index.difference_update([o for o in index if o < offset])
-        return offset

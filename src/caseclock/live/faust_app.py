@@ -3,7 +3,8 @@
 This module wires; the handlers decide. Shape (docs/architecture.md has the whole picture):
 
 * The input topics, co-partitioned by case_id, are subscribed by one agent; Faust's consumer
-  hands their messages over a fetch at a time (`live.drain`) to `CaseService.on_inputs`.
+  hands their messages over a fetch at a time (`live.faust_compat.consumer`) to
+  `CaseService.on_inputs`.
 * The timer is a task that sleeps until the next deadline of the owned partitions (woken when
   an earlier one is scheduled), pops every due case and hands them, in chunks, to
   `CaseService.on_due`, which evaluates them, sends all their alerts, waits for the
@@ -40,11 +41,11 @@ from prometheus_client import CollectorRegistry
 
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
-from caseclock.live import failpoints
+from caseclock.live import failpoints, faust_compat
 from caseclock.live.changelog_keys import changed_keys
 from caseclock.live.config import Config, kafka_security
-from caseclock.live.drain import CaseClockTransport
-from caseclock.live.faust_sensors import setup_lean_prometheus_sensors
+from caseclock.live.faust_compat.consumer import CaseClockTransport
+from caseclock.live.faust_compat.sensors import setup_lean_prometheus_sensors
 from caseclock.live.faust_store import NotOwned, TableStore
 from caseclock.live.handlers import RETRY_BACKOFF_S, CaseService, OutputFailure
 from caseclock.live.index_snapshots import IndexSnapshot, SnapshotDir
@@ -58,7 +59,7 @@ log = logging.getLogger("caseclock")
 BATCH_MAX = 2000
 """Most input messages handled at once (aiokafka's max_poll_records: one fetch round)."""
 BATCH_WITHIN_S = 0.01
-"""Longest the agent's stream waits to fill a batch (only without `live.drain`)."""
+"""Longest the agent's stream waits to fill a batch (only without `live.faust_compat.consumer`)."""
 REBUILD_YIELD_EVERY = 2000
 FIRE_CHUNK = 2000
 """Due cases evaluated per handler call: their alerts share one wait for acknowledgements, and
@@ -230,7 +231,8 @@ class CaseClock:
         )
         # Before anything asks for it (app.topic does): Faust's consumer with a commit rule that
         # neither creeps on duplicate acknowledgements nor commits past a message in flight,
-        # and that hands the input topics' messages over a fetch at a time (`live.drain`).
+        # and that hands the input topics' messages over a fetch at a time
+        # (`live.faust_compat.consumer`).
         transport = CaseClockTransport(app.conf.broker_consumer, app)
         transport.deliver_to(self._take, cfg.input_topics)
         app.transport = transport
@@ -288,7 +290,7 @@ class CaseClock:
     def _aiokafka_producer(self) -> Any:
         """The aiokafka producer inside Faust's (started with the worker): alerts, dead
         letters and changelog rows go to it in batches (`live.producer`)."""
-        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return faust_compat.aiokafka_producer(self.app)
 
     def _credentials(self) -> Any:
         cfg = self.cfg
@@ -312,7 +314,7 @@ class CaseClock:
         again only when the assignor holds a new assignment: the timer asks on
         every run, and building Faust's set of every assigned topic-partition each time took
         4 % of the worker's CPU while it fired alerts (py-spy)."""
-        assignment = getattr(self.app.assignor, "_assignment", None)
+        assignment = faust_compat.assignment_token(self.app)
         if assignment is None or assignment is not self._owned_of:
             self._owned = frozenset(
                 tp.partition
@@ -360,23 +362,10 @@ class CaseClock:
         is not ready; after CASECLOCK_COMMIT_STALL_TIMEOUT the watchdog restarts it."""
         return self.store.failure or self.svc.output_failure
 
-    def _recovery(self) -> Any:
-        """Faust's table recovery service (not in the public TableManager type)."""
-        return self.app.tables.recovery  # type: ignore[attr-defined]
-
     def _recovery_marker(self) -> tuple[int, int, bool, int, int]:
         """What changes while a recovery makes progress: a new rebalance or generation, the
         recovery's phase, changelog offsets applied, rows read by the index rebuild."""
-        app = self.app
-        rec = self._recovery()
-        applied = sum(int(v) for v in rec.active_offsets.values() if v is not None)
-        return (
-            app.rebalancing_count,
-            app.consumer_generation_id,
-            bool(rec.in_recovery),
-            applied,
-            self._rebuilt,
-        )
+        return (*faust_compat.recovery_marker(self.app), self._rebuilt)
 
     async def _broker_answers(self) -> bool:
         """Whether a bootstrap server accepts a TCP connection: with the broker down there is
@@ -525,28 +514,23 @@ class CaseClock:
         offset it believes committed, the one it read last, the acknowledged offsets waiting
         (the first run of consecutive ones is what its next commit takes), the gaps it
         recorded and the messages it delivered that were never acknowledged."""
-        c = self.app.consumer
         try:
-            acked = sorted(getattr(c, "_acked", {}).get(tp, ()))
-            gaps = sorted(getattr(c, "_gap", {}).get(tp, ()))
-            unacked = sorted(
-                m.offset for m in list(getattr(c, "_unacked_messages", ())) if m.tp == tp
-            )
-            return (
-                f"{partition_name(tp)}: committed={getattr(c, '_committed_offset', {}).get(tp)}"
-                f" read={getattr(c, '_read_offset', {}).get(tp)}"
-                f" acked={len(acked)} {offset_runs(acked)}"
-                f" gaps={[(g.begin, g.end) for g in gaps[:8]]}{'...' if len(gaps) > 8 else ''}"
-                f" unacked={len(unacked)} {unacked[:8]}"
-            )
-        except Exception as exc:  # a diagnosis only: Faust's internals may differ
+            book = faust_compat.commit_bookkeeping(self.app.consumer, tp)
+        except Exception as exc:  # a diagnosis only
             return f"{partition_name(tp)}: unreadable ({exc!r})"
+        acked, gaps, unacked = book["acked"], book["gaps"], book["unacked"]
+        return (
+            f"{partition_name(tp)}: committed={book['committed']} read={book['read']}"
+            f" acked={len(acked)} {offset_runs(acked)}"
+            f" gaps={[(g.begin, g.end) for g in gaps[:8]]}{'...' if len(gaps) > 8 else ''}"
+            f" unacked={len(unacked)} {unacked[:8]}"
+        )
 
     def _stale_recovery(self, rebalances: int) -> bool:
         """Whether the recovery whose callback runs now is not the current one: it began before
         the latest revocation (a callback of an older generation, run late), or a rebalance
         began since the callback started. Its index would be for partitions no longer ours."""
-        began = getattr(self._recovery(), "_recovery_started_at", None)
+        began = faust_compat.recovery_started_at(self.app)
         if began is not None and began < self._revoked_mono:
             return True
         return self.app.rebalancing_count != rebalances
@@ -559,7 +543,7 @@ class CaseClock:
         progress is kept (offsets and rows in RocksDB) if a join cuts it short, the broker's
         initial rebalance delay already gathers workers starting together, and an
         orchestrator's rolling restart waits for this worker to be ready before the next."""
-        self._recovery().recovery_delay = self.cfg.recovery_delay
+        faust_compat.set_recovery_delay(self.app, self.cfg.recovery_delay)
         rebalances = self.app.rebalancing_count
         if self._stale_recovery(rebalances):
             log.info("caseclock: ignoring the completion of an outdated recovery")
@@ -753,8 +737,9 @@ class CaseClock:
 
     async def _process(self, stream: Any) -> None:
         """The agent subscribes the input topics (Faust's assignor and recovery go by it); their
-        messages reach `_take` through the consumer's drain (`live.drain`), not this stream.
-        Whatever the stream does deliver (a consumer without the drain) takes the same way."""
+        messages reach `_take` through the consumer's drain (`live.faust_compat.consumer`), not
+        this stream. Whatever the stream does deliver (a consumer without the drain) takes the
+        same way."""
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             await self._take([event.message for event in events])
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import rocksdict
 
-from caseclock.live import failpoints
+from caseclock.live import failpoints, faust_compat
 from caseclock.live.producer import BatchProducer, Record, last_offset, on_done
 from caseclock.live.staged_rows import ABSENT, Layer, StagedRows
 
@@ -88,7 +88,7 @@ class TableStore:
     @functools.cached_property
     def _rocks(self) -> bool:
         """Whether the table's store is RocksDB (once: every row read and write asks)."""
-        return hasattr(self._store, "_db_for_partition")
+        return faust_compat.is_rocksdb(self._store)
 
     @functools.cached_property
     def topic(self) -> str:
@@ -131,9 +131,9 @@ class TableStore:
             return staged  # type: ignore[return-value]
         store = self._store
         if self._rocks:
-            row: bytes | None = store._db_for_partition(partition).get(key)
+            row: bytes | None = faust_compat.partition_db(store, partition).get(key)
             return row
-        found: bytes | None = store.data.get(key)
+        found: bytes | None = faust_compat.memory_rows(store)[0].get(key)
         return found
 
     def put(self, partition: int, key: bytes, row: bytes) -> None:
@@ -183,13 +183,14 @@ class TableStore:
         if self._rocks:
             for p in ps:  # Faust's item iterator skips its offset key
                 over = staged[p]
-                for key, row in store._visible_items(store._db_for_partition(p)):
+                for key, row in faust_compat.visible_items(store, p):
                     if key not in over:
                         yield key, row
                 yield from ((k, r) for k, r in over.items() if r is not None)
         else:
             over = {k: r for p in ps for k, r in staged[p].items()}
-            rows = [(k, r) for k, r in store.data.items() if k not in over]
+            data, _ = faust_compat.memory_rows(store)
+            rows = [(k, r) for k, r in data.items() if k not in over]
             yield from rows
             yield from ((k, r) for k, r in over.items() if r is not None)
 
@@ -304,10 +305,10 @@ class TableStore:
                             batch.delete(key)
                         else:
                             batch.put(key, row)
-                batch.put(self._store.offset_key, str(offset).encode())
-                self._store._db_for_partition(partition).write(batch)
+                batch.put(faust_compat.offset_key(self._store), str(offset).encode())
+                faust_compat.partition_db(self._store, partition).write(batch)
             else:
-                data, where = self._store.data, self._store._key_partition
+                data, where = faust_compat.memory_rows(self._store)
                 for layer in layers:
                     for key, row in layer.rows.items():
                         if row is None:

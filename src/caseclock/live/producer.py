@@ -22,8 +22,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
-from aiokafka.partitioner import DefaultPartitioner
-
+from caseclock.live import faust_compat
 from caseclock.live.partitioning import murmur2 as murmur2  # explicit re-export
 
 ProducerOf = Callable[[], Any]
@@ -66,7 +65,7 @@ class BatchProducer:
                 if parts and r.key is not None:
                     p = parts[(murmur2(r.key) & 0x7FFFFFFF) % len(parts)]
                 else:
-                    p = producer._partition(r.topic, None, r.key, r.value, r.key, r.value)
+                    p = faust_compat.partition_of(producer, r.topic, r.key, r.value)
             groups.setdefault((r.topic, p), []).append(i)
         acks: list[Awaitable[Any] | None] = [None] * len(records)
         for (topic, p), idx in groups.items():
@@ -103,9 +102,9 @@ class BatchProducer:
 def _by_murmur2(producer: Any, topic: str) -> list[int] | None:
     """The topic's partitions as aiokafka's default partitioner indexes them, if the producer
     uses it (then a key's partition is `murmur2` here); None for any other partitioner."""
-    if not isinstance(producer._partitioner, DefaultPartitioner):
+    if not faust_compat.uses_default_partitioner(producer):
         return None
-    return list(producer._metadata.partitions_for_topic(topic) or ()) or None
+    return faust_compat.known_partitions(producer, topic) or None
 
 
 def last_offset(metadata: Any, count: int) -> int:

@@ -14,13 +14,10 @@ from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 
 from caseclock.core.policy import load_policy
-from caseclock.live.commits import (
-    CommitSafeConsumer,
-    committable,
-    lowest_in_flight,
-)
+from caseclock.live.commits import committable, lowest_in_flight
 from caseclock.live.config import Config
 from caseclock.live.faust_app import CaseClock
+from caseclock.live.faust_compat.consumer import CommitSafeConsumer
 
 TP = FaustTP("cases", 0)
 

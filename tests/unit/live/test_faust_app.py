@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from caseclock.core.policy import load_policy
+from caseclock.live import faust_compat
 from caseclock.live.config import Config
 from caseclock.live.faust_app import CaseClock, _NotSeekedYet
 
@@ -22,7 +23,7 @@ async def test_an_outdated_recovery_completion_is_ignored() -> None:
     """A recovery that began before the latest revocation (a callback of an older
     generation, run late) must not mark the worker ready for partitions it no longer owns."""
     svc = CaseClock(Config.from_env({}), load_policy())
-    recovery = svc._recovery()
+    recovery = faust_compat.table_recovery(svc.app)
     await svc._on_revoked(None, set())
     recovery._recovery_started_at = svc._revoked_mono - 1.0  # began before the revocation
     await svc._on_recovered()
@@ -152,7 +153,7 @@ def test_the_memory_store_takes_no_rocksdb_options() -> None:
 
 async def test_only_recoveries_after_the_first_wait_the_recovery_delay() -> None:
     svc = CaseClock(Config.from_env({"CASECLOCK_RECOVERY_DELAY": "3"}), load_policy())
-    recovery = svc._recovery()
+    recovery = faust_compat.table_recovery(svc.app)
     assert recovery.recovery_delay == 0  # the start-up recovery makes the worker ready
     await svc._on_recovered()
     assert recovery.recovery_delay == 3

@@ -58,8 +58,8 @@ class LeanPrometheusMonitor(PrometheusMonitor):
 
     def on_messages_in(self, tp: Any, n: int, last_offset: int) -> None:
         """`on_message_in` for `n` messages of a partition at once, up to `last_offset`
-        (`live.drain` delivers a fetch at a time). Messages get no `time_in`: nothing here
-        reads their time in the worker."""
+        (`live.faust_compat.consumer` delivers a fetch at a time). Messages get no `time_in`:
+        nothing here reads their time in the worker."""
         self.messages_received_total += n
         self.messages_active += n
         self.messages_received_by_topic[tp.topic] += n

@@ -1,6 +1,7 @@
-"""The consumer's batched delivery of the input topics (caseclock.live.drain): which topics
-take it, and that a fetch is tracked before the sink sees it and acknowledged after. That the
-worker consumes, commits and rebalances on it is the broker tier (tests/integration)."""
+"""The consumer's batched delivery of the input topics (caseclock.live.faust_compat.consumer):
+which topics take it, and that a fetch is tracked before the sink sees it and acknowledged
+after. That the worker consumes, commits and rebalances on it is the broker tier
+(tests/integration)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from faust.types import TP
 
 from caseclock.core.policy import load_policy
 from caseclock.live.config import Config
-from caseclock.live.drain import BatchingConsumer, CaseClockTransport
 from caseclock.live.faust_app import CaseClock
-from caseclock.live.faust_sensors import LeanPrometheusMonitor
+from caseclock.live.faust_compat.consumer import BatchingConsumer, CaseClockTransport
+from caseclock.live.faust_compat.sensors import LeanPrometheusMonitor
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX
 
 

@@ -1,4 +1,5 @@
-"""The input topics' messages, handed to the handlers a fetch at a time.
+"""Faust's consumer, subclassed: its commit rule replaced (`CommitSafeConsumer`, the rule itself
+is `live.commits`) and the input topics' messages handed to the handlers a fetch at a time.
 
 Faust delivers every fetched message on its own: its drain loop (`Consumer._drain_messages`)
 awaits, per message, the first of two tasks it creates (the topic conductor's callback and the
@@ -44,8 +45,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
-from caseclock.live.commits import CommitSafeConsumer
-from caseclock.live.faust_sensors import LeanPrometheusMonitor
+from caseclock.live.commits import committable, lowest_in_flight
+from caseclock.live.faust_compat.sensors import LeanPrometheusMonitor
 
 log = logging.getLogger("caseclock")
 
@@ -62,6 +63,52 @@ class _ChangelogEvent:
         self.message = message
         self.key = message.key  # raw bytes, as the table's raw schema decodes them
         self.value = message.value
+
+
+class CommitSafeConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with `committable` as its commit rule."""
+
+    _in_flight: dict[Any, int] | None = None
+    """The lowest in-flight offset per partition, found once per commit (one pass over the
+    messages in flight rather than one per partition)."""
+
+    def _filter_committable_offsets(self, tps: Any) -> Any:
+        self._in_flight = lowest_in_flight(list(self._unacked_messages), self._committed_offset)
+        try:
+            return super()._filter_committable_offsets(tps)
+        finally:
+            self._in_flight = None
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked: list[int] = self._acked[tp]
+        if not acked:
+            return None
+        gaps = self._gap[tp]
+        if gaps:  # as Faust: never-delivered offsets below the highest acknowledged are done
+            top = max(acked)
+            found = sorted(gaps.overlap(0, top), key=lambda iv: iv.begin)
+            if found:
+                for iv in found:
+                    acked.extend(range(iv.begin, iv.end))
+                gaps.chop(0, max(found[-1].end - 1, top + 1))
+        in_flight = getattr(self, "_in_flight", None)
+        if in_flight is None:
+            in_flight = lowest_in_flight(list(self._unacked_messages), self._committed_offset)
+        repeats = len(acked) - len(set(acked))
+        if repeats:
+            log.info(
+                "caseclock: %d offsets of %s[%s] were acknowledged twice (a gap Faust recorded "
+                "over offsets read again after a seek, robinhood/faust#559); counted once",
+                repeats,
+                tp.topic,
+                tp.partition,
+            )
+        offset, left = committable(acked, self._committed_offset[tp], in_flight.get(tp))
+        acked[:] = left
+        if offset is not None:
+            index = self._acked_index[tp]
+            index.difference_update([o for o in index if o < offset])
+        return offset
 
 
 class BatchingConsumer(CommitSafeConsumer):

@@ -35,15 +35,16 @@ from typing import Any, NamedTuple
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 LOCK = ROOT / "requirements.lock"
 
-DRAIN = "src/caseclock/live/drain.py"
-COMMITS = "src/caseclock/live/commits.py"
-STORE = "src/caseclock/live/faust_store.py"
-PRODUCER = "src/caseclock/live/producer.py"
+DRAIN = "src/caseclock/live/faust_compat/consumer.py"
+COMMITS = "src/caseclock/live/faust_compat/consumer.py"
+STORE = "src/caseclock/live/faust_compat/__init__.py"
+PRODUCER = "src/caseclock/live/faust_compat/__init__.py"
 APP = "src/caseclock/live/faust_app.py"
-SENSORS = "src/caseclock/live/faust_sensors.py"
+COMPAT = "src/caseclock/live/faust_compat/__init__.py"
+SENSORS = "src/caseclock/live/faust_compat/sensors.py"
 WORKER = "src/caseclock/cli/worker.py"
 
 PINNED = {
@@ -110,7 +111,8 @@ _TO = "Callable[[Any], Any]"
 # started); aiokafka's producer refuses to be built outside a running loop, so its two
 # instance attributes are found by a search of its `__init__` source instead.
 INTERNALS: tuple[Internal, ...] = (
-    # live/drain.py: the drain loop and `getmany` (`_fetch_round`), the recovery loop (`_replay`)
+    # live/faust_compat/consumer.py: the drain loop and `getmany` (`_fetch_round`), the
+    # recovery loop (`_replay`)
     Internal(_DC, "class", None, DRAIN),
     Internal("faust.transport.drivers.aiokafka.Transport", "class", None, DRAIN),
     Internal("faust.transport.drivers.aiokafka.Transport.Consumer", "class", None, DRAIN),
@@ -227,7 +229,7 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(f"{_C}.transport", "attribute", None, DRAIN),
     Internal(f"{_C}.app", "attribute", None, DRAIN),
-    # live/commits.py: Faust's commit rule replaced
+    # live/faust_compat/consumer.py (CommitSafeConsumer): Faust's commit rule replaced
     Internal(
         f"{_C}._filter_committable_offsets",
         "method",
@@ -266,7 +268,7 @@ INTERNALS: tuple[Internal, ...] = (
         "faust.transport.drivers.aiokafka.Producer._ensure_producer",
         "method",
         f"(self) -> {_AKP}",
-        APP,
+        COMPAT,
     ),
     Internal(
         f"{_AKP}._partition",
@@ -300,7 +302,7 @@ INTERNALS: tuple[Internal, ...] = (
     Internal(f"{_APP}.assignor", "property", None, APP),
     Internal(f"{_APP}.on_before_shutdown", "attribute", None, APP),
     Internal(
-        "faust.assignor.partition_assignor.PartitionAssignor._assignment", "attribute", None, APP
+        "faust.assignor.partition_assignor.PartitionAssignor._assignment", "attribute", None, COMPAT
     ),
     Internal(
         "faust.assignor.partition_assignor.PartitionAssignor.assigned_actives",
@@ -308,8 +310,8 @@ INTERNALS: tuple[Internal, ...] = (
         f"(self) -> Set[{_TP}]",
         APP,
     ),
-    Internal(f"{_REC}._recovery_started_at", "attribute", None, APP),
-    Internal(f"{_REC}.recovery_delay", "attribute", None, APP),
+    Internal(f"{_REC}._recovery_started_at", "attribute", None, COMPAT),
+    Internal(f"{_REC}.recovery_delay", "attribute", None, COMPAT),
     Internal(
         f"{_COLL}.on_recover",
         "method",
@@ -320,7 +322,7 @@ INTERNALS: tuple[Internal, ...] = (
         f"{_TDC}.highwaters", "method", f"(self, *partitions: {_TP}) -> Mapping[{_TP}, int]", APP
     ),
     Internal(f"{_TDC}.position", "method", f"(self, tp: {_TP}) -> Optional[int]", APP),
-    # live/faust_sensors.py: the lean Prometheus monitor
+    # live/faust_compat/sensors.py: the lean Prometheus monitor
     Internal(_PROM, "class", f"(metrics: {_METRICS}, **kwargs: Any) -> None", SENSORS),
     Internal(
         "faust.sensors.prometheus.setup_prometheus_sensors",

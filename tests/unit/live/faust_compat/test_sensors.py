@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from caseclock.core.policy import load_policy
 from caseclock.live.config import Config
 from caseclock.live.faust_app import CaseClock
-from caseclock.live.faust_sensors import LeanPrometheusMonitor
+from caseclock.live.faust_compat.sensors import LeanPrometheusMonitor
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX
 
 
