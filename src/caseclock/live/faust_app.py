@@ -42,13 +42,14 @@ from prometheus_client import CollectorRegistry
 from caseclock.core.policy import Policy
 from caseclock.core.timeutil import US
 from caseclock.live import failpoints, faust_compat
+from caseclock.live.catch_up import CatchUp, NotSeekedYet, backlog
 from caseclock.live.changelog_keys import changed_keys
 from caseclock.live.config import Config, kafka_security
 from caseclock.live.faust_compat.consumer import CaseClockTransport
 from caseclock.live.faust_compat.sensors import setup_lean_prometheus_sensors
 from caseclock.live.faust_store import NotOwned, TableStore
 from caseclock.live.handlers import RETRY_BACKOFF_S, CaseService, OutputFailure
-from caseclock.live.index_snapshots import IndexSnapshot, SnapshotDir
+from caseclock.live.index_snapshots import IndexSnapshot, SnapshotDir, plan_restore
 from caseclock.live.metrics import FAUST_SENSOR_PREFIX, Metrics, buckets_for_windows
 from caseclock.live.ports import DEAD_LETTERS, Inbound, Origin
 from caseclock.live.producer import BatchProducer, Record
@@ -90,12 +91,10 @@ SUMMARY_EVERY_S = 60.0
 SNAPSHOT_SETTLE_S = 10.0
 """How long a stopping worker waits for its last changelog rows to be acknowledged before
 it saves its index snapshots (`_on_shutdown`); the orchestrator's grace period bounds it too."""
-CHANGED_KEYS_MIN_LIMIT = 10_000
 CHANGED_KEYS_READ_S = 10.0
 """A restart from index snapshots taken while the worker ran reads the keys of the changelog
-records written after them (`live.changelog_keys`) if they are at most a quarter of the
-snapshot's cases (or CHANGED_KEYS_MIN_LIMIT) and read within CHANGED_KEYS_READ_S; otherwise
-the partition's rows are read, which then costs less."""
+records written after them (`live.changelog_keys`) within CHANGED_KEYS_READ_S, if there are
+not too many (`index_snapshots.plan_restore`); otherwise the partition's rows are read."""
 
 
 def rocksdb_options(cfg: Config) -> dict[str, int]:
@@ -157,8 +156,6 @@ class CaseClock:
         """An admin client for the group's committed offsets (the commit watchdog)."""
         self._failing_since: int | None = None
         """When the current infrastructure failure (`failure`) was first seen."""
-        self._unseeked_since: int | None = None
-        """When the timer first found an input partition with no position (not seeked)."""
         self._owned: frozenset[int] = frozenset()
         self._owned_of: object = None
         """The assignment `_owned` was read from (see `owned_partitions`)."""
@@ -174,10 +171,8 @@ class CaseClock:
         self._wake = asyncio.Event()
         self._read: dict[tuple[str, int], int] = {}
         """Highest offset handled per input (topic, partition)."""
-        self._catch_up: dict[int, tuple[int, dict[tuple[str, int], int]]] = {}
-        """Per newly served partition: (hold deadline, input end offsets still to be read)."""
-        self._served: set[int] = set()
-        """Partitions whose timers run: their input backlog at assignment has been read."""
+        self.catch_up = CatchUp(round(CATCH_UP_HOLD_S * US))
+        """Which owned partitions' timers run (`live.catch_up`)."""
         self.app = self._build_app()
         self._snapshot_dir = SnapshotDir(Path(self.app.conf.tabledir) / "caseclock-index")
         self._snapshots_taken = False
@@ -339,8 +334,7 @@ class CaseClock:
         self.commits.reset()
         self._revoked_mono = time.monotonic()
         self.metrics.set_recovery_complete(False)
-        self._served.clear()
-        self._catch_up.clear()
+        self.catch_up.reset()
         async with self._handling:
             self.store.fence(self._partitions_of(revoked))
             self.svc.forget_partitions()
@@ -583,24 +577,23 @@ class CaseClock:
         with the rows changed since read again (`live.index_snapshots`). Returns the
         deadlines restored and, per partition restored that way, the keys read again."""
         offsets = self.store.read_offsets(owned)
-        exact: list[IndexSnapshot] = []
-        behind: dict[int, tuple[IndexSnapshot, range]] = {}
-        for p, snap in self._take_snapshots().items():
-            since = snap.changes_since(self.svc.fingerprint, offsets[p]) if p in owned else None
-            if since is None or self.store.writes:
-                if p in owned:
-                    log.info("caseclock: index snapshot of partition %s is stale; rows read", p)
-            elif len(since) > max(CHANGED_KEYS_MIN_LIMIT, len(snap.keys) // 4):
-                log.info(
-                    "caseclock: %d changelog records of partition %s since its index "
-                    "snapshot: its rows are read",
-                    len(since),
-                    p,
-                )
-            elif since:
-                behind[p] = (snap, since)
-            else:
-                exact.append(snap)
+        plan = plan_restore(
+            self._take_snapshots(),
+            owned,
+            offsets,
+            self.svc.fingerprint,
+            written=bool(self.store.writes),
+        )
+        for p in plan.stale:
+            log.info("caseclock: index snapshot of partition %s is stale; rows read", p)
+        for p, n in plan.too_far.items():
+            log.info(
+                "caseclock: %d changelog records of partition %s since its index snapshot: "
+                "its rows are read",
+                n,
+                p,
+            )
+        exact, behind = plan.exact, plan.behind
         restored = sum(self.svc.restore(snap) for snap in exact)
         changed: dict[int, set[bytes]] = {}
         if behind:
@@ -856,7 +849,7 @@ class CaseClock:
             self._wake.clear()
             self.svc.timer_target = nxt
             wait = idle_s if nxt is None else min(idle_s, max(0.0, (nxt - now) / US))
-            if self._catch_up:  # look again soon: the input backlog is being read
+            if self.catch_up.waiting:  # look again soon: the input backlog is being read
                 wait = min(wait, 0.05)
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
@@ -901,89 +894,60 @@ class CaseClock:
                 "caseclock: alerts took %.0f s or more to be acknowledged: the broker was "
                 "away; partitions %s are served again once their input is read, and catch up",
                 self.svc.retry_us / US,
-                sorted(self._served | set(self._catch_up)),
+                sorted(self.catch_up.reset()),
             )
-            self._served.clear()
-            self._catch_up.clear()
 
     async def _served_partitions(self, owned: set[int], now: int) -> set[int]:
-        """The owned partitions whose timers may run.
-
-        A partition taken over (after a restart or a rebalance) may have input not yet read:
-        facts produced before the previous owner stopped, uncommitted. Evaluating its deadlines
-        first would fire alerts those facts cancel (an acknowledgement already given), a flood
-        of false breaches after an outage. So a newly served partition's timers wait until its
-        input topics are read up to their end offsets as of the takeover, for at most
-        CATCH_UP_HOLD_S (a partition whose input never catches up is served anyway)."""
-        new = owned - self._served - set(self._catch_up)
+        """The owned partitions whose timers may run (`live.catch_up`): a newly owned one
+        waits until its input is read up to its end offsets as of the takeover, at most
+        CATCH_UP_HOLD_S."""
+        catch_up = self.catch_up
+        new = catch_up.new(owned)
         if new:
-            waited = now - self._unseeked_since if self._unseeked_since is not None else 0
             try:
-                targets = await self._input_end_offsets(new, known=waited < CATCH_UP_HOLD_S * US)
-            except _NotSeekedYet:  # the streams are not seeked yet: the next round
-                if self._unseeked_since is None:
-                    self._unseeked_since = now
-                return owned & self._served
+                ends = await self._input_backlog(new, catch_up.positions_known(now))
+            except NotSeekedYet:  # the streams are not seeked yet: the next round
+                catch_up.not_seeked(now)
+                return owned & catch_up.served
             except Exception as exc:  # the broker will answer the next round
                 log.warning("caseclock: could not read input end offsets: %s", exc)
-                return owned & self._served
-            self._unseeked_since = None
-            hold = now + round(CATCH_UP_HOLD_S * US)
-            for p in new:
-                self._catch_up[p] = (hold, targets.get(p, {}))
-        for p, (hold, ends) in list(self._catch_up.items()):
-            if p not in owned:
-                del self._catch_up[p]
-                continue
-            left = {tp: end for tp, end in ends.items() if self._read.get(tp, -1) + 1 < end}
-            if not left or now >= hold:
-                if left:
-                    log.warning(
-                        "caseclock: partition %s served before its input caught up (%d "
-                        "messages behind after %.0f s)",
-                        p,
-                        sum(end - self._read.get(tp, -1) - 1 for tp, end in left.items()),
-                        CATCH_UP_HOLD_S,
-                    )
-                del self._catch_up[p]
-                self._served.add(p)
-            else:
-                self._catch_up[p] = (hold, left)
-        return owned & self._served
+                return owned & catch_up.served
+            catch_up.begin(new, ends, now)
+        served, late = catch_up.step(owned, self._read, now)
+        for p, behind in late.items():
+            log.warning(
+                "caseclock: partition %s served before its input caught up (%d messages "
+                "behind after %.0f s)",
+                p,
+                behind,
+                CATCH_UP_HOLD_S,
+            )
+        return served
 
-    async def _input_end_offsets(
-        self, partitions: set[int], known: bool = True
+    async def _input_backlog(
+        self, partitions: set[int], positions_known: bool
     ) -> dict[int, dict[tuple[str, int], int]]:
-        """End offsets of the input topics' partitions not yet read up to, per partition.
-        Raises _NotSeekedYet while a position is unknown, unless `known` is False (it stayed
-        unknown for CATCH_UP_HOLD_S: the partition is then served as if read)."""
+        """Asks the broker for the input topics' end offsets and the consumer for its
+        positions, each call bounded (aiokafka's position() waits for one with no bound of
+        its own), and returns `catch_up.backlog` of them."""
         from faust.types import TP
 
         consumer = self.app.consumer
         tps = [TP(t, p) for t in self.cfg.input_topics for p in partitions]
-        ends = await asyncio.wait_for(consumer.highwaters(*tps), 10.0)
-        out: dict[int, dict[tuple[str, int], int]] = {p: {} for p in partitions}
+        highwaters = await asyncio.wait_for(consumer.highwaters(*tps), 10.0)
+        ends: dict[tuple[str, int], int] = {}
+        positions: dict[tuple[str, int], int | None] = {}
         for tp in tps:
             key = (tp.topic, tp.partition)
-            end = int(ends.get(tp, 0) or 0)
-            # Where this worker's reading starts: Faust seeks the streams to the committed
-            # offsets after the recovery callback has run, so the timer can ask before any
-            # position is known. Taking an unknown position for caught up served a partition
-            # at once, and a fresh worker fired a false breach before reading the
-            # acknowledgement the previous process had not applied: ask again next round.
-            try:  # aiokafka's position() waits for one with no bound of its own
+            ends[key] = int(highwaters.get(tp, 0) or 0)
+            try:
                 position = await asyncio.wait_for(consumer.position(tp), 10.0)
             except Exception:
                 position = None
-            if position is None:
-                if known:
-                    raise _NotSeekedYet(key)
+            positions[key] = None if position is None else int(position)
+            if position is None and not positions_known:
                 log.warning("caseclock: %s has no position; served without waiting", key)
-                position = end
-            start = max(self._read.get(key, -1) + 1, int(position))
-            if start < end:
-                out[tp.partition][key] = end
-        return out
+        return backlog(ends, positions, self._read, positions_known=positions_known)
 
     async def _log_summary(self) -> None:
         now = wall_us()
@@ -1002,7 +966,3 @@ def _log_failure(task: asyncio.Future[None]) -> None:
     the gauges keep the snapshot's counts until the next rebuild."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("caseclock: the gauges were not counted again: %r", task.exception())
-
-
-class _NotSeekedYet(Exception):
-    """An input partition has no position yet: Faust has not seeked the streams."""

@@ -86,6 +86,56 @@ class IndexSnapshot:
         return range(0 if self.offset is None else self.offset + 1, offset + 1)
 
 
+CHANGED_KEYS_MIN_LIMIT = 10_000
+"""A snapshot behind its store by at most max(this, a quarter of its cases) changelog records
+is restored and those records' keys read again; further behind, the partition's rows are read,
+which then costs less."""
+
+
+@dataclass
+class RestorePlan:
+    """Which owned partitions are restored from their index snapshots, and how."""
+
+    exact: list[IndexSnapshot]
+    """Snapshots that hold exactly what the store holds: restored as they are."""
+    behind: dict[int, tuple[IndexSnapshot, range]]
+    """Snapshots taken while the worker ran: restored, then the keys of the changelog
+    records in the range are indexed again from their rows."""
+    stale: list[int]
+    """Owned partitions whose snapshot cannot be trusted (another fingerprint, ahead of the
+    store, or rows written since the start): their rows are read."""
+    too_far: dict[int, int]
+    """Owned partitions whose snapshot is too far behind (records since): rows read."""
+
+
+def plan_restore(
+    snapshots: dict[int, IndexSnapshot],
+    owned: Iterable[int],
+    offsets: dict[int, int | None],
+    fingerprint: str,
+    *,
+    written: bool,
+) -> RestorePlan:
+    """Is each owned partition's snapshot trusted, and how far behind the store is it?
+    `offsets`: the changelog offset each partition's store is at; `written`: whether this
+    process wrote rows already (then no snapshot of its start is exact any more)."""
+    owned = set(owned)
+    plan = RestorePlan([], {}, [], {})
+    for p, snap in sorted(snapshots.items()):
+        if p not in owned:
+            continue
+        since = snap.changes_since(fingerprint, offsets.get(p))
+        if since is None or written:
+            plan.stale.append(p)
+        elif len(since) > max(CHANGED_KEYS_MIN_LIMIT, len(snap.keys) // 4):
+            plan.too_far[p] = len(since)
+        elif since:
+            plan.behind[p] = (snap, since)
+        else:
+            plan.exact.append(snap)
+    return plan
+
+
 def encode(snap: IndexSnapshot) -> bytes:
     return orjson.dumps(
         {

@@ -9,8 +9,9 @@ import pytest
 
 from caseclock.core.policy import load_policy
 from caseclock.live import faust_compat
+from caseclock.live.catch_up import NotSeekedYet
 from caseclock.live.config import Config
-from caseclock.live.faust_app import CaseClock, _NotSeekedYet
+from caseclock.live.faust_app import CaseClock
 
 
 def test_the_start_up_recovery_is_watched() -> None:
@@ -70,13 +71,13 @@ async def test_alerts_held_through_a_broker_outage_make_every_partition_wait_for
 
     cc.svc.on_due = on_due  # type: ignore[method-assign]
     cc.store.flush = flush  # type: ignore[method-assign]
-    cc._served = {0, 1}
+    cc.catch_up.served = {0, 1}
     await cc._fire_chunk([(0, [("A", 1)])])
-    assert cc._served == set()
+    assert cc.catch_up.served == set()
 
-    cc._served = {0, 1}
+    cc.catch_up.served = {0, 1}
     await cc._fire_chunk([(0, [("A", 1)])])
-    assert cc._served == {0, 1}
+    assert cc.catch_up.served == {0, 1}
 
 
 def test_owned_partitions_are_read_again_only_for_a_new_assignment() -> None:
@@ -117,13 +118,17 @@ async def test_a_taken_over_partition_is_not_taken_for_read_before_its_streams_a
             return positions[(tp.topic, tp.partition)]
 
     cc.app.consumer = Consumer()  # type: ignore[assignment]
-    with pytest.raises(_NotSeekedYet):
-        await cc._input_end_offsets({0})
-    assert await cc._input_end_offsets({0}, known=False) == {0: {}}
+    with pytest.raises(NotSeekedYet):
+        await cc._input_backlog({0}, positions_known=True)
+    assert await cc._input_backlog({0}, positions_known=False) == {0: {}}
+    assert await cc._served_partitions({0}, 1) == set()  # not seeked: asked again
+    assert cc.catch_up.unseeked_since == 1
     positions[("a", 0)] = 5  # seeked to the committed offset
-    assert await cc._input_end_offsets({0}) == {0: {("a", 0): 8}}
+    assert await cc._input_backlog({0}, positions_known=True) == {0: {("a", 0): 8}}
+    assert await cc._served_partitions({0}, 2) == set()  # waits for a's offsets 5..7
     cc._read[("a", 0)] = 7  # read (and applied) up to the end
-    assert await cc._input_end_offsets({0}) == {0: {}}
+    assert await cc._input_backlog({0}, positions_known=True) == {0: {}}
+    assert await cc._served_partitions({0}, 3) == {0}
 
 
 def test_rocksdb_memory_is_bounded_as_configured(tmp_path: Any) -> None:
@@ -241,9 +246,10 @@ async def test_a_restart_chooses_per_partition_between_its_snapshot_and_its_rows
     from collections import Counter
 
     import caseclock.live.faust_app as faust_app
+    from caseclock.live import index_snapshots
     from caseclock.live.index_snapshots import IndexSnapshot
 
-    monkeypatch.setattr(faust_app, "CHANGED_KEYS_MIN_LIMIT", 2)
+    monkeypatch.setattr(index_snapshots, "CHANGED_KEYS_MIN_LIMIT", 2)
     svc = CaseClock(Config.from_env({"CASECLOCK_STORE": "rocksdb://"}), load_policy())
     fp = svc.svc.fingerprint
     keys = [f"C{i}" for i in range(8)]

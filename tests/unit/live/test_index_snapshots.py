@@ -123,3 +123,34 @@ async def test_a_case_taken_for_evaluation_keeps_the_deadline_it_was_taken_for()
     assert svc.indexes[p].due_of(case_id) == later + svc.retry_us
     s = svc.snapshot(p, offset=None)
     assert dict(zip(s.keys, s.dues, strict=True))[case_id] == owed <= later
+
+
+def test_the_restore_plan_trusts_exact_snapshots_and_reads_rows_for_the_rest() -> None:
+    """Is a snapshot trusted? Exact: restored as it is; behind by a few records: restored
+    and those keys read again; too far behind, another fingerprint, ahead of the store, or
+    rows written already by this process: the partition's rows are read. Partitions not
+    owned are left alone."""
+    from collections import Counter
+
+    from caseclock.live.index_snapshots import IndexSnapshot, plan_restore
+
+    def snap(p: int, offset: int | None, fp: str = "fp", cases: int = 8) -> IndexSnapshot:
+        keys = [f"C{i}" for i in range(cases)]
+        return IndexSnapshot(p, fp, offset, keys, [1] * cases, Counter(), Counter())
+
+    snaps = {
+        0: snap(0, 10),  # exact
+        1: snap(1, 10),  # 2 behind
+        2: snap(2, 10, cases=40_000),  # 12,000 behind: more than a quarter and the floor
+        3: snap(3, 10, fp="old"),  # another fingerprint
+        4: snap(4, 12),  # ahead of its store
+        5: snap(5, 10),  # not owned
+    }
+    offsets: dict[int, int | None] = {0: 10, 1: 12, 2: 12_010, 3: 10, 4: 11}
+    plan = plan_restore(snaps, range(5), offsets, "fp", written=False)
+    assert [s.partition for s in plan.exact] == [0]
+    assert {p: since for p, (_, since) in plan.behind.items()} == {1: range(11, 13)}
+    assert plan.too_far == {2: 12_000}
+    assert plan.stale == [3, 4]
+    written = plan_restore(snaps, range(5), offsets, "fp", written=True)
+    assert written.exact == [] and written.behind == {} and written.stale == [0, 1, 2, 3, 4]
