@@ -767,7 +767,7 @@ class CaseClock:
         """Wait until every row handed over up to flush number `seal` is acknowledged and
         written, sending again what the broker did not take."""
         while not await self.store.wait_durable(seal, 1.0) or self.svc.output_failure:
-            if self.store.unsent:
+            if self.store.flush_due:  # rows sent again, or written again to a freed disk
                 async with self._handling:
                     await self.store.flush()
             elif self.store.durable(seal):  # alerts refused: the timer's retries clear it
@@ -875,7 +875,7 @@ class CaseClock:
                     chunk, size = [], 0
         if chunk:
             await self._fire_chunk(chunk)
-        if self.store.unsent:  # changelog rows the broker did not take: sent again
+        if self.store.flush_due:  # rows the broker did not take or the disk refused: again
             async with self._handling:
                 await self.store.flush()
 

@@ -125,6 +125,12 @@ class TableStore:
         """Whether rows wait for a flush to hand them over (new, or sent again)."""
         return self._staged.unsent
 
+    @property
+    def flush_due(self) -> bool:
+        """Whether a flush has work that nothing else will start: rows to hand over (new, or
+        sent again) or acknowledged rows whose write to the local store failed."""
+        return self._staged.unsent or bool(self._staged.with_applicable())
+
     def get(self, partition: int, key: bytes) -> bytes | None:
         staged = self._staged.get(partition, key)
         if staged is not ABSENT:
@@ -324,7 +330,11 @@ class TableStore:
         if self._rocks:
             known = self.offsets.get(partition)
             self.offsets[partition] = offset if known is None else max(known, offset)
-        if self.failure is not None and not any(layer.failed for layer in self._staged.layers()):
+        if (
+            self.failure is not None
+            and not self._staged.with_applicable()  # every partition written, not just this
+            and not any(layer.failed for layer in self._staged.layers())
+        ):
             log.info("caseclock: the store works again (after: %s)", self.failure)
             self.failure = None
         self._changed.set()

@@ -410,3 +410,40 @@ async def test_a_lasting_infrastructure_failure_exits_75_unless_the_broker_is_aw
     await cc._check_failure(t0 + 40 * 10**6)
     assert cc._failing_since is None
     assert cc.registry.get_sample_value("caseclock_input_stopped") == 0
+
+
+async def test_input_waiting_on_a_full_disk_is_acknowledged_once_the_disk_is_freed(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_take` tries the refused write again by itself (nothing else may flush: input is
+    held and the next deadline may be hours away), and returns once it succeeds."""
+    import asyncio
+
+    import orjson
+
+    from tests.factories import opened
+
+    cc, fake = _worker_on_fake_producer(tmp_path)
+    store: Any = cc.store._store
+    real = store._db_for_partition
+
+    class Full:
+        def __init__(self, p: int) -> None:
+            self.get = real(p).get  # reads work; writes need space
+
+        def write(self, batch: object) -> None:
+            raise OSError("No space left on device")
+
+    monkeypatch.setattr(store, "_db_for_partition", Full)
+    doc = orjson.dumps(opened("CS-1", 0, priority=3).model_dump(mode="json"))
+    take = asyncio.ensure_future(cc._take([_message("case-opened", 1, 7, doc)]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    fake.ack(0, 3)
+    await asyncio.sleep(1.2)
+    assert not take.done() and cc.failure() is not None
+    monkeypatch.setattr(store, "_db_for_partition", real)  # freed
+    await asyncio.wait_for(take, 5)
+    assert cc.failure() is None
+    assert real(1).get(b"CS-1") is not None
+    await store.stop()

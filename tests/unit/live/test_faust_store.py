@@ -263,6 +263,7 @@ async def test_a_store_that_refuses_writes_keeps_the_rows_staged_and_recovers(
     assert store.failure is not None and "No space left" in store.failure
     assert not store.durable(seal)  # the input that wrote it is not acknowledged
     assert store.get(1, b"A") == b"a"  # still read, from memory
+    assert store.flush_due and not store.unsent  # nothing to send: a write to try again
     monkeypatch.setattr(store._store, "_db_for_partition", real)
     await store.flush()  # the next flush writes it
     assert worker.db(1).get(b"A") == b"a"
