@@ -853,8 +853,11 @@ async def change_after_a_snapshot(
     ctx: Ctx, w: WorkerProcess, dep: BenchDeployment, cases: int, n: int
 ) -> dict[str, Any]:
     """Wait for the worker's next periodic index snapshot, then add a support note to `n` of
-    the `cases` (spread over them) and wait until the worker has applied them: what a
-    restart after a kill must read again."""
+    the `cases` (spread over them) and wait until their rows are durable (their input
+    committed, which the commit order allows only once the rows are in the changelog and in
+    RocksDB): what a restart after a kill must read again. (Applied is not enough: rows
+    staged and not yet acknowledged are not in RocksDB, and a restart reads their input
+    again instead.)"""
     saves = w.log_path.read_text(errors="replace").count(PERIODIC_SAVE)
     give_up = time.monotonic() + 4 * SNAPSHOT_INTERVAL_S + 60
     while w.log_path.read_text(errors="replace").count(PERIODIC_SAVE) <= saves:
@@ -867,9 +870,12 @@ async def change_after_a_snapshot(
     notes = [as_record(dep, support_note(rng, f"rc-{i:07d}", at)) for i in range(0, cases, step)]
     t0 = time.monotonic()
     await produce_bulk(ctx.bootstrap, notes[:n])
-    while (metric_total(scrape(w), CONSUMED) or 0) < n:
+    end = await ctx.probe.end_total(dep.input_topics)
+    while (metric_total(scrape(w), CONSUMED) or 0) < n or (
+        await ctx.probe.committed_total(app_id(dep), dep.input_topics) < end
+    ):
         if time.monotonic() - t0 > 120:
-            raise RuntimeError("the notes after the snapshot were not applied: " + w.log_tail())
+            raise RuntimeError("the notes after the snapshot were not committed: " + w.log_tail())
         await asyncio.sleep(0.2)
     return {"cases_changed_after_the_snapshot": n, "applied_s": round(time.monotonic() - t0, 3)}
 
