@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -76,7 +77,7 @@ def run_worker(env: Mapping[str, str] | None = None) -> int:
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
     from faust import Worker
 
-    from caseclock.live.faust_app import CaseClock
+    from caseclock.live.faust_app import RECOVERY_STUCK_EXIT, CaseClock
     from caseclock.live.logs import RepeatFilter
 
     repeats = RepeatFilter()
@@ -92,5 +93,28 @@ def run_worker(env: Mapping[str, str] | None = None) -> int:
 
     svc = CaseClock(cfg, policy)
     worker = QuietWorker(svc.app, loglevel=cfg.log_level, quiet=True)
-    worker.execute_from_commandline()  # exits the process when the worker stops
+    try:
+        worker.execute_from_commandline()  # exits the process when the worker stops
+    except Exception as exc:
+        if not store_failure(exc):
+            raise
+        # A data volume that is full or read-only when the worker (re)starts: Faust crashes
+        # opening RocksDB. Status 75 (restart me), as when the store fails while running.
+        print(f"caseclock worker: the local store cannot be written: {exc}", file=sys.stderr)
+        return RECOVERY_STUCK_EXIT
     return 0
+
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT})
+
+
+def store_failure(exc: BaseException) -> bool:
+    """Whether a crash came from the local store's disk: RocksDB's IO errors (rocksdict
+    raises them as plain exceptions, "IO error: No space left on device: ..."), or the OS's
+    for a full, read-only or failing volume."""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if e is None:
+            continue
+        if str(e).startswith("IO error") or (isinstance(e, OSError) and e.errno in DISK_ERRNOS):
+            return True
+    return False
