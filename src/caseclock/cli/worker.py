@@ -91,6 +91,12 @@ def run_worker(env: Mapping[str, str] | None = None) -> int:
             for handler in logger.handlers:
                 handler.addFilter(repeats)
 
+    from caseclock.live import failpoints
+
+    if failpoints.armed():
+        log.warning(
+            "caseclock: failpoints armed (a test run, never production): %s", failpoints.armed()
+        )
     svc = CaseClock(cfg, policy)
     worker = QuietWorker(svc.app, loglevel=cfg.log_level, quiet=True)
     try:

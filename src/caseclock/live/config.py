@@ -177,6 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_ENV = {s.env: s for s in SETTINGS}
+NOT_SETTINGS = frozenset({"CASECLOCK_FAILPOINTS"})
+"""CASECLOCK_ variables that are not the worker's settings, so not refused as unknown: the
+test-only failpoints (`live.failpoints`, which the worker announces when armed)."""
 
 
 class ConfigError(ValueError):
@@ -241,7 +244,11 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
-        unknown = sorted(k for k in env if k.startswith("CASECLOCK_") and k not in SETTINGS_BY_ENV)
+        unknown = sorted(
+            k
+            for k in env
+            if k.startswith("CASECLOCK_") and k not in SETTINGS_BY_ENV and k not in NOT_SETTINGS
+        )
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
 

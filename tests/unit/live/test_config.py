@@ -105,3 +105,11 @@ def test_plaintext_has_no_credentials_and_ssl_has_a_context() -> None:
     ssl_args = kafka_security(Config.from_env({"CASECLOCK_SECURITY_PROTOCOL": "SSL"}))
     assert isinstance(ssl_args["ssl_context"], ssl.SSLContext)
     assert "sasl_mechanism" not in ssl_args
+
+
+def test_failpoints_are_not_refused_as_an_unknown_setting() -> None:
+    """CASECLOCK_FAILPOINTS is read by `live.failpoints`, not a setting: a worker armed for a
+    fault scenario must start (the first kill-then-move runs exited 2 on it)."""
+    Config.from_env({"CASECLOCK_FAILPOINTS": "revoke:2"})
+    with pytest.raises(ConfigError, match="CASECLOCK_FAILPOINT"):
+        Config.from_env({"CASECLOCK_FAILPOINT": "revoke"})  # a typo is still refused
