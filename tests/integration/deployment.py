@@ -129,7 +129,8 @@ class WorkerProcess:
     again when the worker exits because its recovery watchdog fired (exit status 75); every
     other exit is left for the test to see. `restarts` counts those restarts. Starting and
     stopping hold a lock that supervising only tries, so a poller thread may supervise while
-    the test starts or stops the worker, without waiting for it.
+    the test starts or stops the worker, without waiting for it. A start may take settings of
+    its own (`start(env)`: a failpoint, say), which the supervisor's restart goes without.
     """
 
     def __init__(
@@ -143,6 +144,8 @@ class WorkerProcess:
         self.data_dir = dep.workdir / f"data-{name}"
         self.log_path = dep.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_start = 0
+        """Where the current (or last) process' part of the log begins (`run_log`)."""
         self.restarts = 0
         self._lock = threading.RLock()
 
@@ -156,13 +159,20 @@ class WorkerProcess:
         finally:
             self._lock.release()
 
-    def start(self) -> WorkerProcess:
+    def start(self, env: Mapping[str, str] | None = None) -> WorkerProcess:
+        """Start the worker (on its data dir, kept from earlier runs); `env`: settings of
+        this start alone, over the deployment's and the worker's."""
         with self._lock:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+            self.log_start = log.tell()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "caseclock.cli", "worker"],
-                env={**self.dep.env(self.web_port, self.data_dir), **self.extra_env},
+                env={
+                    **self.dep.env(self.web_port, self.data_dir),
+                    **self.extra_env,
+                    **(env or {}),
+                },
                 cwd=self.dep.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -214,6 +224,28 @@ class WorkerProcess:
                 return
             time.sleep(0.25)
         raise AssertionError(f"worker {self.name} not ready in {timeout}s: {self.log_tail()}")
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait until the current process exits by itself (a failpoint kills it: -SIGKILL);
+        its exit status."""
+        proc = self.proc
+        if proc is None:
+            raise AssertionError(f"worker {self.name} was never started")
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker {self.name} still running after {timeout}s: {self.log_tail()}"
+            ) from None
+
+    def run_log(self) -> str:
+        """The log of the current (or last) process, from its start."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from caseclock.contracts.inbound import DEFAULT_MAX_MESSAGE_BYTES, Rejected, decode_event
+from caseclock.core.facts import InboundEvent
 from caseclock.core.policy import Policy, load_policy
 from caseclock.replay import replay
 from tests.integration.deployment import Deployment
@@ -29,10 +30,9 @@ def load_test_policy(dep: Deployment) -> Policy:
     return load_policy(str(dep.policy_path))
 
 
-def expected_alerts(dep: Deployment, sent: Iterable[Sent], horizon_us: int) -> list[dict[str, Any]]:
-    """What `caseclock replay` says for the exact bytes sent, up to and including the horizon,
-    as alert documents (serialised as the worker serialises them). Messages the worker rejects
-    (same checks: key, size limit) are left out, as the worker leaves them out."""
+def accepted_events(dep: Deployment, sent: Iterable[Sent]) -> list[InboundEvent]:
+    """The events of the messages sent, in order, without those the worker rejects (same
+    checks: key, size limit), as the worker leaves them out."""
     policy = load_test_policy(dep)
     limit = int(dep.extra_env.get("CASECLOCK_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES))
     events = []
@@ -43,6 +43,14 @@ def expected_alerts(dep: Deployment, sent: Iterable[Sent], horizon_us: int) -> l
             events.append(decode_event(s.value, policy, key=s.key, max_bytes=limit))
         except Rejected:
             continue
+    return events
+
+
+def expected_alerts(dep: Deployment, sent: Iterable[Sent], horizon_us: int) -> list[dict[str, Any]]:
+    """What `caseclock replay` says for the exact bytes sent, up to and including the horizon,
+    as alert documents (serialised as the worker serialises them), over `accepted_events`."""
+    events = accepted_events(dep, sent)
+    policy = load_test_policy(dep)
     return [orjson.loads(a.to_json()) for a in replay(events, policy, until=horizon_us)]
 
 

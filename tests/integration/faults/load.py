@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -355,18 +355,34 @@ class FaultWindow:
 
 
 @contextlib.contextmanager
-def staged_fault(load: LoadGenerator, timeout: float = 240.0) -> Iterator[FaultWindow]:
+def staged_fault(
+    load: LoadGenerator,
+    timeout: float = 240.0,
+    *,
+    committed_first: bool = True,
+    unless: Callable[[], bool] | None = None,
+) -> Iterator[FaultWindow]:
     """Quiet the load and wait until the worker committed past every decisive fact; the body
     makes the fault and sets start_us and recovered_us; then wait until the backlog of the
-    fault is committed, and the margin, before the load sends decisive facts again."""
+    fault is committed, and the margin, before the load sends decisive facts again.
+
+    `committed_first=False` quiets the load without waiting for the commit: for a fault that
+    struck already (a worker that killed itself), or one meant to catch decisive facts in
+    flight (they are applied before what they could suppress is evaluated: a taken-over
+    partition's timers wait until its input backlog is read). `unless`: stop waiting for the
+    backlog once it holds (the worker went down again) and leave the load quiet, for the
+    window of what follows."""
     fw = FaultWindow()
     marks = load.quiet()
-    fw.decisive_committed_s = wait_committed(
-        load.dep, marks, timeout, "the decisive facts sent before the fault"
-    )
+    if committed_first:
+        fw.decisive_committed_s = wait_committed(
+            load.dep, marks, timeout, "the decisive facts sent before the fault"
+        )
     yield fw
-    fw.drained_s = wait_drained(load.dep, timeout, "the backlog of the fault")
+    fw.drained_s = wait_drained(load.dep, timeout, "the backlog of the fault", unless)
     fw.end_us = now_us()
+    if unless is not None and unless():
+        return
     time.sleep(load.margin_us / US)
     load.check()
     load.resume()

@@ -7,7 +7,7 @@ caused, so a scenario waits on offsets rather than on time before it stages a fa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -40,16 +40,23 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
 
 
 def wait_committed(
-    dep: Deployment, marks: Mapping[TopicPartition, int], timeout: float, what: str = ""
+    dep: Deployment,
+    marks: Mapping[TopicPartition, int],
+    timeout: float,
+    what: str = "",
+    unless: Callable[[], bool] | None = None,
 ) -> float:
     """Wait until the workers' consumer group committed every partition of `marks` up to its
-    offset (the worker applied those messages and flushed what they caused); returns the
-    seconds waited. Faust commits every few seconds, so this is a few seconds at least."""
+    offset (the worker applied those messages and flushed what they caused), or `unless`
+    holds (the worker went down: nobody will commit); returns the seconds waited. Faust
+    commits every few seconds, so this is a few seconds at least."""
     t0 = now_us()
     behind: dict[TopicPartition, tuple[int, int]] = dict.fromkeys(marks, (0, 0))
     last_error: Exception | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if unless is not None and unless():
+            return elapsed_s(t0)
         try:
             done = run(_committed(dep.bootstrap, dep.app_id))
         except Exception as e:  # the coordinator may be moving: ask again
@@ -66,7 +73,9 @@ def wait_committed(
     )
 
 
-def wait_drained(dep: Deployment, timeout: float, what: str = "") -> float:
-    """Wait until the workers committed everything now in the input topics."""
+def wait_drained(
+    dep: Deployment, timeout: float, what: str = "", unless: Callable[[], bool] | None = None
+) -> float:
+    """Wait until the workers committed everything now in the input topics (wait_committed)."""
     marks = run(end_offsets(dep.bootstrap, dep.input_topics))
-    return wait_committed(dep, {tp: m for tp, m in marks.items() if m > 0}, timeout, what)
+    return wait_committed(dep, {tp: m for tp, m in marks.items() if m > 0}, timeout, what, unless)
