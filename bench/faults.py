@@ -3,6 +3,8 @@
     .venv/bin/python bench/faults.py                 # what CI runs, about six minutes here
     .venv/bin/python bench/faults.py --scale 10      # 200,000-event case, 30 kills, ...
     .venv/bin/python bench/faults.py -- -k churn     # after --: more pytest arguments
+    .venv/bin/python bench/faults.py --repeat 10 --scale 1.25 --label kill-then-move \
+        -- -k kill_then_move                         # ten consecutive runs, ten kills each
 
 Runs pytest on tests/integration/faults with CASECLOCK_FAULT_REPORT pointing at a fresh
 bench/results/faults-latest.json, into which every scenario writes its figures (alerts
@@ -11,6 +13,10 @@ see tests/integration/faults/figures.py), passed or failed. Then adds, under "ru
 command, start time, commit, Python, the machine (bench/common.py's description), the
 Kafka version, pytest's exit status and the wall time; and copies the file to
 faults-<UTC date>.json. The exit status is pytest's.
+
+With --repeat N the same pytest run is made N times in a row, and every run's figures go,
+in order, into faults-<label>-runs.json (with the run details once, and how many passed);
+the exit status is the first failing run's, or 0.
 """
 
 from __future__ import annotations
@@ -51,16 +57,10 @@ def kafka_version() -> str:
     return found.group(1) if found else "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--scale", type=float, default=1.0, help="CASECLOCK_FAULT_SCALE (default 1)")
-    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
-    p.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
-    args = p.parse_args(argv)
-
+def run_once(args: argparse.Namespace, report: Path) -> dict[str, Any]:
+    """One pytest run of the suite (or the part the pytest arguments select), its figures
+    and the details of the run."""
     started = datetime.now(UTC)
-    args.results.mkdir(parents=True, exist_ok=True)
-    report = args.results / "faults-latest.json"
     report.unlink(missing_ok=True)
     env = dict(
         os.environ, CASECLOCK_FAULT_REPORT=str(report), CASECLOCK_FAULT_SCALE=str(args.scale)
@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     status = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
     wall = time.monotonic() - t0
-
     data: dict[str, Any] = orjson.loads(report.read_bytes()) if report.exists() else {}
     data["run"] = {
         "command": command_line(),
@@ -83,17 +82,57 @@ def main(argv: list[str] | None = None) -> int:
         "pytest_exit_status": status,
         "wall_s": round(wall, 1),
     }
-    report.write_bytes(
-        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    )
+    return data
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--scale", type=float, default=1.0, help="CASECLOCK_FAULT_SCALE (default 1)")
+    p.add_argument("--results", type=Path, default=BENCH / "results", help="output directory")
+    p.add_argument("--repeat", type=int, default=1, help="consecutive runs (default 1)")
+    p.add_argument("--label", default="repeat", help="with --repeat: faults-<label>-runs.json")
+    p.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
+    args = p.parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
+    report = args.results / "faults-latest.json"
+    if args.repeat > 1:
+        return repeat(args, report)
+    data = run_once(args, report)
+    status = int(data["run"]["pytest_exit_status"])
+    write_json(report, data)
+    started = datetime.fromisoformat(data["run"]["started_at"])
     shutil.copyfile(report, args.results / f"faults-{started:%Y-%m-%d}.json")
     for name, figures in sorted(data.items()):
         if name != "run":
             print(
                 f"{name}: {figures.get('outcome')} in {figures.get('runtime_s')} s", file=sys.stderr
             )
-    print(f"figures: {report} (pytest exit status {status}, {wall:.0f} s)", file=sys.stderr)
+    print(
+        f"figures: {report} (pytest exit status {status}, {data['run']['wall_s']:.0f} s)",
+        file=sys.stderr,
+    )
     return status
+
+
+def repeat(args: argparse.Namespace, report: Path) -> int:
+    out = args.results / f"faults-{args.label}-runs.json"
+    runs: list[dict[str, Any]] = []
+    first_failure = 0
+    for i in range(args.repeat):
+        data = run_once(args, report)
+        report.unlink(missing_ok=True)
+        status = int(data["run"]["pytest_exit_status"])
+        first_failure = first_failure or status
+        runs.append(data)
+        passed = sum(1 for r in runs if r["run"]["pytest_exit_status"] == 0)
+        write_json(out, {"runs": runs, "passed": passed, "of": len(runs), "planned": args.repeat})
+        print(f"run {i + 1}/{args.repeat}: exit {status}; {passed} passed so far", file=sys.stderr)
+    print(f"figures: {out}", file=sys.stderr)
+    return first_failure
 
 
 if __name__ == "__main__":
