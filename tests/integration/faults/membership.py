@@ -134,10 +134,15 @@ class Coverage:
             return None
         return window[first + 1].at_us, window[last].at_us
 
-    def longest_gaps(self) -> dict[int, float]:
-        """Per partition, the longest stretch (seconds) without a ready owner."""
+    def longest_gaps(self, start_us: int = 0, end_us: int | None = None) -> dict[int, float]:
+        """Per partition, the longest stretch (seconds) without a ready owner (among the
+        samples from `start_us` to `end_us`, by default all of them)."""
         with self._lock:
-            samples = list(self.samples)
+            samples = [
+                s
+                for s in self.samples
+                if start_us <= s.at_us and (end_us is None or s.at_us <= end_us)
+            ]
         out: dict[int, float] = {}
         for p in range(self.partitions):
             longest = 0
@@ -211,8 +216,14 @@ class Membership:
             w.stop()  # timed from the SIGTERM: the group may rebalance while it shuts down
         if kind in ("start", "restart"):
             w.start()
+
+        def settled(s: Sample) -> bool:
+            # a stopping worker still serves (and says so) until it left: a sample probed
+            # before it exited is the group as it was, not settled after the stop
+            return self.coverage.settled(s) and (kind != "stop" or name not in s.alive)
+
         hit = self.coverage.wait(
-            self.coverage.settled, change.at_us + 1, settle_timeout, f"{kind} {name} to settle"
+            settled, change.at_us + 1, settle_timeout, f"{kind} {name} to settle"
         )
         change.settled_us = hit.at_us
         change.unserved_s = self.coverage.unserved_s(change.at_us, hit.at_us)
