@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     report = args.results / "faults-latest.json"
-    if args.repeat > 1:
-        return repeat(args, report)
+    if args.repeat > 1:  # faults-latest.json stays the last whole-suite run's
+        return repeat(args, args.results / f".faults-{args.label}-run.json")
     data = run_once(args, report)
     status = int(data["run"]["pytest_exit_status"])
     write_json(report, data)
