@@ -101,12 +101,13 @@ def run_worker(env: Mapping[str, str] | None = None) -> int:
     worker = QuietWorker(svc.app, loglevel=cfg.log_level, quiet=True)
     try:
         worker.execute_from_commandline()  # exits the process when the worker stops
-    except Exception as exc:
-        if not store_failure(exc):
+    except SystemExit as done:  # mode's worker ends with sys.exit(1) after a crash
+        reason = worker.crash_reason or svc.app.crash_reason
+        if done.code in (0, None) or reason is None or not store_failure(reason):
             raise
         # A data volume that is full or read-only when the worker (re)starts: Faust crashes
         # opening RocksDB. Status 75 (restart me), as when the store fails while running.
-        print(f"caseclock worker: the local store cannot be written: {exc}", file=sys.stderr)
+        print(f"caseclock worker: the local store cannot be written: {reason}", file=sys.stderr)
         return RECOVERY_STUCK_EXIT
     return 0
 

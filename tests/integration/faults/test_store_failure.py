@@ -16,9 +16,10 @@ decisive facts go again):
    75 (the watchdog's "input not acknowledged for N s: ...", or its commit check's
    "committed offsets of ... have not caught up", whichever comes first). The
    harness's supervisor starts it again at once, on the still full volume, and what that
-   process does is recorded (figures: `restart_on_full_volume`; so far it joins the group
-   once the dead member's session expired, then Faust's app crashes, status 1, when RocksDB
-   cannot open a partition's database: opening writes the WAL into a table file); then the
+   process does is recorded (figures: `restart_on_full_volume`: it joins the group once the
+   dead member's session expired, then Faust's app crashes when RocksDB cannot open a
+   partition's database, opening writes the WAL into a table file; `caseclock worker` exits
+   75 then too, asserted if it exited by the time the volume is freed); then the
    filler is freed, a process that exited otherwise than with 75 is started again (as a
    supervisor with restartPolicy Always would), and the worker serves every partition and
    drains the input.
@@ -162,6 +163,8 @@ def long_fill(run: UnderLoad, filler: Filler, volume: Path) -> tuple[FaultWindow
                 "crashed": crash_reason(worker),
             }
         )
+        restarted = seen["restart_on_full_volume"]["exit_status"]
+        assert restarted in (None, 75), f"restart on the full volume: exit {restarted}"
         filler.free()
         up_us = now_us()
         if not worker.alive():  # a supervisor restarts any exit
