@@ -203,9 +203,6 @@ class StagedRows:
     def empty(self) -> bool:
         return not self._open and not self._sealed
 
-    def partitions(self) -> set[int]:
-        return set(self._open) | set(self._sealed)
-
     def drop(self, partitions: Iterable[int]) -> int:
         """Forget every staged row of these partitions (revoked); returns how many."""
         n = 0
