@@ -253,19 +253,19 @@ class TableStore:
             for layer in layers:
                 self._staged.settled(layer, None)
             return
-        batches: dict[int, tuple[Any, Layer, int]] = {}
-        i = 0
+        # Records were built layer by layer and a layer is one partition, so each batch the
+        # producer made (one acknowledgement) belongs to exactly one layer.
+        batches: dict[int, list[Any]] = {}  # id(ack) -> [ack, layer, rows in it]
+        owners = (layer for layer in layers for _ in layer.rows)
         for layer in layers:
-            for _ in layer.rows:
-                ack = acks[i]
-                i += 1
-                seen = batches.get(id(ack))
-                batches[id(ack)] = (ack, layer, 1 if seen is None else seen[2] + 1)
-        per_layer: dict[int, int] = {}
-        for _, layer, _ in batches.values():
-            per_layer[id(layer)] = per_layer.get(id(layer), 0) + 1
-        for layer in layers:
-            layer.waiting = per_layer[id(layer)]
+            layer.waiting = 0
+        for ack, layer in zip(acks, owners, strict=True):
+            batch = batches.get(id(ack))
+            if batch is None:
+                batches[id(ack)] = [ack, layer, 1]
+                layer.waiting += 1
+            else:
+                batch[2] += 1
         for ack, layer, count in batches.values():
             on_done(ack, functools.partial(self._acknowledged, layer=layer, count=count))
 
