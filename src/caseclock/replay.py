@@ -2,8 +2,10 @@
 
 The virtual clock moves forward through the events' occurred_at (never backwards: an older
 event arrives "now") and fires every alert at the instant it falls due, as a continuously
-running live service would. Events at time t are applied before alerts due at t fire, so the
-clock only fires deadlines strictly before the next event's time, and the horizon inclusively.
+running live service would. Every event that arrives at one virtual instant (its own time, or
+the clock's when it is older: a backfill) is applied before anything due at or before that
+instant fires, as a live worker applies the facts it reads together: the clock only fires
+deadlines strictly before the next event that moves it, and the horizon inclusively.
 """
 
 from __future__ import annotations
@@ -75,12 +77,17 @@ class Replayer:
     def feed(self, ev: InboundEvent) -> list[Alert]:
         """Advance the clock to the event's time, then apply it. Returns the alerts fired."""
         t = to_us(ev.occurred_at)
-        # An older event arrives "now": deadlines strictly before its arrival fire first,
-        # including ones that an earlier late event made overdue, so whether anything arrives
-        # in between (a duplicate, another case's event) cannot change what fires.
-        arrival = t if self.now is None or t > self.now else self.now
-        out = self._advance(arrival, inclusive=False)
-        self.now = arrival
+        # An older event arrives "now", while the clock stands still: it joins the events
+        # that arrived at this instant, and all of them are applied before anything due at
+        # or before it fires (spec section 4: a backfill loads a case's history without
+        # reporting the breaches its own later facts answered). Only an event that moves the
+        # clock forward first fires what fell due strictly before it, including what the
+        # events of the previous instant made overdue.
+        if self.now is None or t > self.now:
+            out = self._advance(t, inclusive=False)
+            self.now = t
+        else:
+            out = []
         state = self.states.get(ev.case_id)
         was_open = state is not None and state.opened
         if state is None:

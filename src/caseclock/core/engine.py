@@ -284,12 +284,10 @@ class Engine:
         if s.emitted & ELEVATED or s.opened_at is None:
             return None
         if rule.elevate == "immediately":
-            # Immediate whatever the hour, but not while paused or resolved: then at the end
-            # of that stretch.
-            at = _unstopped(stops, since) if stops else since
-            if at is None:
-                return None
-            return _Point(at, "elevate-to-l2", "action", f"priority-{rule.priority}")
+            # Due when the priority began (spec section 3), whatever the hour. A case paused
+            # now holds it like every point (`_held`); one raised during a pause that ended
+            # since is owed at once, with that instant as its deadline.
+            return _Point(since, "elevate-to-l2", "action", f"priority-{rule.priority}")
         if rule.elevate == "after" and rule.elevate_after is not None:
             due = _add(rule.calendar, stops, s.opened_at, rule.elevate_after)
             if due is None:
@@ -307,7 +305,9 @@ class Engine:
         Window k (k >= 1) spans counted time ((k-1)W, kW] after the anchor: a warning at its
         warn fraction, a breach at its end, each at the instant `_add(anchor, offset)`.
         `start` is where pending points begin (after the high-water mark) and `e_start` is
-        the counted time from the anchor to it. Counted time is the calendar's open time
+        the counted time from the anchor to it: a point at a counted offset beyond `e_start`
+        is pending (one microsecond less when the point at `e_start` itself was moved past
+        the high-water mark by a pause that begins there). Counted time is the calendar's open time
         outside the case's stops; for 24x7 without stops it is plain elapsed time.
         """
         if s.comm_first is None or s.comm_last is None:
@@ -336,6 +336,12 @@ class Engine:
             e_start = start - anchor  # the 24x7 path: plain arithmetic
         else:
             e_start = _elapsed(rule.calendar, stops, anchor, start)
+            moved = _add(rule.calendar, stops, anchor, e_start) if e_start else start
+            if moved is None or moved > start:
+                # A pause learned late that begins exactly at the high-water mark moved the
+                # point that stood there to the pause's end: that point is a new obligation
+                # (spec section 7), pending like one a pause beginning earlier would move.
+                e_start -= 1
         return eta_point, anchor, window, warn, start, e_start
 
     def _update_next(
@@ -445,6 +451,9 @@ class Engine:
             return None
         plan, rule, since = cur
         stops = self._stops(s, plan) if s.statuses or rz else _NO_STOPS
+        if stops and stops[-1][1] is None:  # paused now: only an ETA can come out
+            clock = self._update_clock(s, plan, rule, stops)
+            return None if clock is None else clock[0]
         best: int | None = None
         emitted = s.emitted
         if s.comm_first is None:
@@ -490,6 +499,16 @@ class Engine:
         plan, rule, since = cur
         stops = self._stops(s, plan) if s.statuses or s.resolutions else _NO_STOPS
         out: list[Alert] = []
+        if stops and stops[-1][1] is None:
+            # Paused now (the latest status is a pause status): every point is held, also
+            # one that fell due before the pause began and is learned or recomputed while it
+            # lasts; they come out with the catch-up rule when it ends. Only eta-passed fires.
+            clock = self._update_clock(s, plan, rule, stops)
+            if clock is not None and clock[0] is not None and clock[0] <= now:
+                p = _Point(clock[0], "update-due", "breach", "eta-passed")
+                s.update_through = p.at
+                out.append(self._alert(s, plan, rule, p, stamp, False))
+            return out
 
         ack_due = [p for p in self._ack_points(s, plan, rule, stops) if p.at <= now]
         if ack_due:
@@ -589,16 +608,6 @@ def _elapsed(cal: Calendar, stops: list[tuple[int, int | None]], a: int, b: int)
         if y > x:
             total -= cal.elapsed(x, y)
     return total
-
-
-def _unstopped(stops: list[tuple[int, int | None]], t: int) -> int | None:
-    """`t`, or the end of the stop it lies in (None when that stop never ends)."""
-    for lo, hi in stops:
-        if lo > t:
-            break
-        if hi is None or t < hi:
-            return hi
-    return t
 
 
 def _resolved_at(s: CaseState, t: int) -> bool:

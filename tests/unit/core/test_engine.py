@@ -433,17 +433,37 @@ def test_duplicate_check_ignores_matches_across_digest_boundaries() -> None:
     assert not seen_in(b"", bytes(8))
 
 
-def test_overdue_alert_of_a_late_case_fires_before_the_next_arrival() -> None:
+def test_facts_that_arrive_at_one_instant_are_all_applied_before_anything_fires() -> None:
     # D moves the clock to 10 h. C's case-opened (P3, occurred 0 h) arrives late: its ack
     # warning (6 h) and breach (8 h) are overdue. The acknowledgement (occurred 0.5 h) arrives
-    # after it, also late: the breach fired first, at 10 h, as a live service's timer would
-    # have fired it between the two arrivals. A duplicate arriving in between must not change
-    # that (it once did: the overdue entry fired only when a later-dated event came).
+    # right after it, while the clock stands still: a backfill. The contract (section 4, as
+    # amended) applies both before anything due at 10 h fires, so C was acknowledged in time
+    # and nothing fires. A duplicate in between changes nothing.
     base = [opened("D", 10, 3), opened("C", 0, 3), note("C", 0.5, event_id="ack")]
-    expected = [("ack-due", "breach", "no-acknowledgement", 8.0, 10.0)]
-    assert brief(run(base, until=10), "C") == expected
+    assert brief(run(base, until=10), "C") == []
     with_dup = [base[0], base[1], base[0], base[2]]
-    assert brief(run(with_dup, until=10), "C") == expected
+    assert brief(run(with_dup, until=10), "C") == []
+    # What the backfill left overdue fires once the clock moves on, at the next arrival.
+    unanswered = [opened("D", 10, 3), opened("C", 0, 3), opened("E", 10.5, 3)]
+    expected = [("ack-due", "breach", "no-acknowledgement", 8.0, 10.0)]
+    assert brief(run(unanswered, until=11), "C") == expected
+
+
+def test_the_contract_s_backfill_example_gives_nothing() -> None:
+    """Spec section 4's example (issue 21, 1): X opened at 12:00, then A's whole history,
+    opened 10:00 P1, acknowledged 10:20 and resolved 10:40, replayed until 12:00."""
+    history = [
+        opened("X", 3, 3),
+        opened("A", 1, 1),
+        note("A", 1 + 20 / 60),
+        resolved("A", 1 + 40 / 60),
+    ]
+    assert brief(run(history, until=3), "A") == []
+    # The same history arriving in time elevates A at once and nothing else.
+    in_time = sorted(history, key=lambda e: e.occurred_at)
+    assert brief(run(in_time, until=3), "A") == [
+        ("elevate-to-l2", "action", "priority-1", 1.0, 1.0)
+    ]
 
 
 def test_one_breach_classification_for_replay_and_live() -> None:

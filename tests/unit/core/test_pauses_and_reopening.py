@@ -152,9 +152,75 @@ def test_a_late_pause_never_retracts_an_emitted_alert() -> None:
 
 
 def test_an_immediate_elevation_waits_for_the_end_of_a_pause() -> None:
+    # Due when the case opened (its deadline says so), held while the case waits on the
+    # customer, owed when the pause ends.
     events = [status("C", 0, "pending"), opened("C", 0.5, 1), status("C", 2, "open")]
     out = of(run(events, until=3), "elevate-to-l2")
-    assert out == [("elevate-to-l2", "action", "priority-1", 2.0, 2.0)]
+    assert out == [("elevate-to-l2", "action", "priority-1", 0.5, 2.0)]
+
+
+def test_points_past_due_when_a_case_is_learned_during_a_pause_wait_for_its_end() -> None:
+    """Issue 21, 2 (spec section 7): a P1 opened at 10:00 (1 h) and learned at 12:00 (3 h),
+    pending since 11:30 until 13:00. Its ack breach (11:00) and elevation (10:00) are held
+    while it waits on the customer, and come out with the catch-up rule at 13:00."""
+    events = [
+        opened("X", 3, 3),
+        opened("A", 1, 1),
+        status("A", 2.5, "pending"),
+        status("A", 4, "open"),
+    ]
+    out = [a for a in run(events, until=5) if a.case_id == "A"]
+    assert brief(out) == [
+        ("elevate-to-l2", "action", "priority-1", 1.0, 4.0),
+        ("ack-due", "breach", "no-acknowledgement", 2.0, 4.0),
+    ]
+    assert [a.catch_up for a in out] == [False, True]
+    # Learned at 12:00 with the pause still going on and never ended: nothing at all.
+    assert [a for a in run(events[:3], until=40) if a.case_id == "A"] == []
+
+
+def test_a_pause_learned_late_does_not_hold_an_eta_passed() -> None:
+    events = [
+        opened("X", 6, 3),
+        opened("A", 0, 2),
+        note("A", 0.5),
+        eta("A", 1, 4),
+        status("A", 2, "pending"),
+    ]
+    out = brief(a for a in run(events, until=20) if a.case_id == "A")
+    assert out == [("update-due", "breach", "eta-passed", 4.0, 6.0)]
+
+
+def _late_pause(begins: float) -> list[Brief]:
+    """A P1 acknowledged at 0.5 h: its first update breach is due at 4.5 h and fires. At 6 h a
+    pause from `begins` to 5.5 h is learned (another case moves the clock)."""
+    events = [
+        opened("C", 0, 1),
+        note("C", 0.5),
+        opened("D", 6, 3),
+        status("C", begins, "pending"),
+        status("C", 5.5, "open"),
+    ]
+    return of([a for a in run(events, until=7) if a.case_id == "C"], "update-due")
+
+
+def test_a_late_pause_that_begins_before_an_emitted_deadline_owes_the_moved_point() -> None:
+    # Issue 21, 4: the pause from 4 h moves the 4.5 h breach by its 1.5 h, to 6 h.
+    assert _late_pause(4.0) == [
+        ("update-due", "warning", "interval", 3.5, 3.5),
+        ("update-due", "breach", "interval", 4.5, 4.5),
+        ("update-due", "breach", "interval", 6.0, 6.0),
+    ]
+
+
+def test_a_late_pause_that_begins_exactly_at_an_emitted_deadline_owes_it_again() -> None:
+    # ... and one that begins at 4.5 h exactly moves it to the pause's end (5.5 h), a new
+    # obligation owed when the pause is learned at 6 h (spec section 7, as amended).
+    assert _late_pause(4.5) == [
+        ("update-due", "warning", "interval", 3.5, 3.5),
+        ("update-due", "breach", "interval", 4.5, 4.5),
+        ("update-due", "breach", "interval", 5.5, 6.0),
+    ]
 
 
 def test_a_pause_counts_in_the_window_s_calendar() -> None:
