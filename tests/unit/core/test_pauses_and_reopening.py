@@ -187,7 +187,7 @@ def test_a_pause_learned_late_does_not_hold_an_eta_passed() -> None:
         eta("A", 1, 4),
         status("A", 2, "pending"),
     ]
-    out = brief(a for a in run(events, until=20) if a.case_id == "A")
+    out = brief([a for a in run(events, until=20) if a.case_id == "A"])
     assert out == [("update-due", "breach", "eta-passed", 4.0, 6.0)]
 
 
