@@ -17,7 +17,7 @@ import pytest
 from tests.contract.stores import PARTITIONS, ChangelogRecord, StoreUnderTest
 
 ROW = b'{"p":0,"t":1767225600000000,"s":{}}'
-BIG_ROW = b"x" * 16384  # CASECLOCK_MAX_STATE_BYTES' default: the largest row written
+BIG_ROW = b"x" * 65536  # CASECLOCK_MAX_STATE_BYTES' default: the largest row written
 
 
 async def test_an_absent_key_reads_as_none(any_store: StoreUnderTest) -> None:

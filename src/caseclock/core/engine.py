@@ -41,6 +41,7 @@ from caseclock.core.state import (
     MAX_RESOLUTION_FACTS,
     MAX_STATUS_FACTS,
     SEEN_BYTES,
+    TRIM_FROM,
     CaseState,
     add_latest,
     add_priority,
@@ -48,6 +49,7 @@ from caseclock.core.state import (
     seen_in,
     status_digest,
     tiebreak,
+    trim_before,
 )
 from caseclock.core.timeutil import to_us
 
@@ -119,13 +121,16 @@ class Engine:
                 state.eta_set_at = t
                 state.eta_tb = tb
                 state.eta = to_us(ev.eta)
-        elif isinstance(ev, CaseResolved):
-            add_latest(state.resolutions, (t, tiebreak(ev.event_id), 1), MAX_RESOLUTION_FACTS)
-        elif isinstance(ev, CaseReopened):
-            add_latest(state.resolutions, (t, tiebreak(ev.event_id), 0), MAX_RESOLUTION_FACTS)
+        elif isinstance(ev, CaseResolved | CaseReopened):
+            flag = 1 if isinstance(ev, CaseResolved) else 0
+            add_latest(state.resolutions, (t, tiebreak(ev.event_id), flag), MAX_RESOLUTION_FACTS)
+            if len(state.resolutions) > TRIM_FROM:
+                self.trim(state)
         elif isinstance(ev, StatusChanged):
             fact = (t, tiebreak(ev.event_id), status_digest(ev.status))
             add_latest(state.statuses, fact, MAX_STATUS_FACTS)
+            if len(state.statuses) > TRIM_FROM:
+                self.trim(state)
         elif isinstance(ev, PriorityChanged):
             add_priority(state, t, tiebreak(ev.event_id), ev.priority)
         return state, True
@@ -209,6 +214,72 @@ class Engine:
         return took, deadline is None or state.comm_first <= deadline
 
     # --- stops: pauses and resolved stretches ------------------------------------------------
+
+    def horizon(self, s: CaseState) -> int | None:
+        """The earliest instant an open or future window of the case can count from, under
+        this policy and whatever facts may still come (late ones included), or None when
+        every instant may still matter. What the status facts before it say is never read
+        again, but for the status in force at it.
+
+        * Until the first communication, the acknowledge window and the time to acknowledge
+          count from the opening.
+        * A timed elevation counts from the opening until it fired, or until an ETA or a
+          workaround came so early that no priority of the plan could still elevate: its
+          deadline is never earlier than the opening plus its window (counted time never
+          runs faster than the clock), and the earliest ETA or workaround only moves earlier.
+          A priority change re-evaluates from the opening, so every timed rule of the plan
+          counts, not only the current priority's.
+        * The update clock counts from its anchor, never before the last communication (the
+          latest one by occurred_at, so a late fact cannot move it back).
+        * An immediate elevation is due when its priority began, held only by a pause in
+          force now, which the latest status fact gives.
+
+        The one fact that can still move a window before the horizon is a case-opened dated
+        earlier than the case's opening, once the case was acknowledged (docs/semantics.md).
+        """
+        opened_at = s.opened_at
+        plan = self.plan_of(s)
+        if opened_at is None or plan is None:
+            return None
+        if s.comm_last is None:
+            return opened_at
+        if not s.emitted & ELEVATED:
+            earliest = min(
+                (
+                    r.elevate_after
+                    for r in plan.priorities.values()
+                    if r.elevate == "after" and r.elevate_after is not None
+                ),
+                default=None,
+            )
+            w = s.eta_or_workaround
+            if earliest is not None and (w is None or w > opened_at + earliest):
+                return opened_at
+        return s.comm_last
+
+    def resolution_horizon(self, s: CaseState) -> int | None:
+        """The same for the resolve and reopen facts, which are also read at an ETA (one that
+        passed while the case was resolved was met): an eta-set may arrive late with any
+        ETA, and only one after the update clock's high-water mark can still fire, so the
+        resolutions are kept from that mark (from the opening while there is none)."""
+        h = self.horizon(s)
+        if h is None:
+            return None
+        through = s.update_through
+        if through is None:
+            return s.opened_at
+        return through if through < h else h
+
+    def trim(self, s: CaseState) -> None:
+        """Drop the status and resolve/reopen facts before their horizons but the one in force
+        there (`state.trim_before`): what keeps a long history bounded without moving a
+        deadline."""
+        h = self.horizon(s)
+        if h is not None:
+            trim_before(s.statuses, h)
+            hr = self.resolution_horizon(s)
+            if hr is not None:
+                trim_before(s.resolutions, hr)
 
     @staticmethod
     def _stops(s: CaseState, plan: Plan) -> list[tuple[int, int | None]]:

@@ -12,10 +12,17 @@ from typing import Any, Final
 SEEN_DIGESTS: Final = 64
 SEEN_BYTES: Final = 8 * SEEN_DIGESTS
 MAX_PRIORITY_FACTS: Final = 32
-MAX_STATUS_FACTS: Final = 32
-"""Status facts kept (the latest by occurred_at): the pause timeline of a case's recent past."""
-MAX_RESOLUTION_FACTS: Final = 16
-"""Resolve and reopen facts kept (the latest by occurred_at): eight resolve/reopen cycles."""
+MAX_STATUS_FACTS: Final = 512
+"""Status facts kept at most (the latest by occurred_at). The engine first drops the ones no
+open or future window can reach (`Engine.trim`), so only a case with more than this many
+status facts within the reach of a window (256 pauses before its first acknowledgement, or
+since its last communication) ever loses one: the only way a deadline can differ from the
+contract, and the price of a state that stays bounded (docs/semantics.md, "Long histories")."""
+MAX_RESOLUTION_FACTS: Final = 256
+"""Resolve and reopen facts kept at most, likewise: 128 resolve/reopen cycles within reach."""
+TRIM_FROM: Final = 16
+"""Histories longer than this are trimmed to what the windows can reach after each new fact:
+below it the trim costs more than the facts it would save."""
 
 # Flags for the once-per-case obligations.
 ACK_WARNED: Final = 1
@@ -67,10 +74,13 @@ class CaseState:
     * the priority history keeps at most MAX_PRIORITY_FACTS facts: past that, runs of one
       priority are merged into their first fact and then the oldest facts after the opening
       one are forgotten (a case re-prioritised dozens of times keeps its latest history).
-    * the status history keeps the latest MAX_STATUS_FACTS status facts (statuses stored as
-      8-byte digests) and the resolution history the latest MAX_RESOLUTION_FACTS resolve and
-      reopen facts. "The latest N by (occurred_at, tiebreak)" is the same set whatever order
-      the facts arrived in, so the bound keeps the fold order-independent.
+    * the status and resolution histories (statuses stored as 8-byte digests) keep every fact
+      a window can still reach: the engine drops the facts before the case's horizon (the
+      earliest instant an open or future window counts from) but the last one, which gives
+      the status in force there (`trim_before`). What the windows see is therefore the same
+      whatever order the facts arrived in, though the facts kept may differ. Past that,
+      MAX_STATUS_FACTS and MAX_RESOLUTION_FACTS cap them (the latest N), for a case whose
+      reachable history alone is that long.
     * strings are bounded by the inbound contract (ids 256, subject 1024 characters).
     """
 
@@ -251,3 +261,15 @@ def add_latest(facts: list[tuple[int, int, int]], fact: tuple[int, int, int], ca
     facts.insert(i, fact)
     if len(facts) > cap:
         del facts[0]
+
+
+def trim_before(facts: list[tuple[int, int, int]], horizon: int) -> None:
+    """Drop the facts before `horizon` except the latest of them, in place.
+
+    The latest fact at or before the horizon decides the state in force there, so every
+    instant from the horizon on is seen as before; a fact arriving later with an earlier
+    occurred_at either lands after the kept one (and is kept, exactly as without the trim) or
+    before it, where it changes only instants before the horizon, which no window reaches."""
+    i = bisect.bisect_right(facts, (horizon, 2**64)) - 1
+    if i > 0:
+        del facts[:i]

@@ -164,7 +164,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CASECLOCK_MAX_STATE_BYTES",
-        "16384",
+        "65536",
         "Largest stored row of one case; an event that would make it larger is dead-lettered "
         "(state-too-large) and the case keeps its previous state.",
     ),
