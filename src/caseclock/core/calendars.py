@@ -547,7 +547,11 @@ def _parse_range(text: str) -> Range | str:
     if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2 != 0):
         return "hours 00-23 and minutes 00-59; '24:00' only as an end"
     a, b = h1 * 60 + m1, h2 * 60 + m2
-    if a >= b:
+    if a == b:
+        # "09:00-09:00" and "00:00-00:00" are no night shift: the midnight hint would mislead
+        # an author who meant a whole day.
+        return "a range must not be empty; a whole day is '00:00-24:00'"
+    if a > b:
         return (
             "the end must be after the start; a range cannot cross midnight: split it, "
             "e.g. '22:00-24:00' and '00:00-06:00' on the next day"
