@@ -63,14 +63,15 @@ INSTANT_RANGE = f"{format_instant(MIN_INSTANT_US)}..{format_instant(MAX_INSTANT_
 (the first included, the second not)."""
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, longest: int | None = MAX_DURATION_US) -> int:
     """Parse a readable duration ("90s", "4h", "1h30m", "2d", "250ms") into microseconds.
 
     Readable durations keep policy files reviewable by the support managers who own the plan.
     The arithmetic is exact (a decimal fraction is a fraction, rounded once to the nearest
-    microsecond). A number of more than 18 digits, or a total longer than the range of
-    instants (`MAX_DURATION_US`), is refused with a ValueError like any other invalid
-    duration: a typo in a policy must give an error naming it, never an OverflowError.
+    microsecond). A number of more than 18 digits, or a total longer than `longest` (the
+    range of instants unless the caller bounds it itself: None), is refused with a ValueError
+    like any other invalid duration: a typo must give an error naming it, never an
+    OverflowError.
     """
     s = text.strip().lower().replace(" ", "")
     if not s:
@@ -90,7 +91,7 @@ def parse_duration(text: str) -> int:
         pos = m.end()
     if pos != len(s):
         raise ValueError(f"invalid duration {text!r}: use e.g. '90s', '45m', '4h', '1h30m', '2d'")
-    if total > MAX_DURATION_US:
+    if longest is not None and total > longest:
         raise ValueError(
             f"invalid duration {text!r}: longer than the range of instants caseclock accepts "
             f"({INSTANT_RANGE})"
