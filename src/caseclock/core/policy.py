@@ -102,10 +102,11 @@ class PriorityRule:
         the same local time that many open days later (`Calendar.open_days_span`).
 
         A window of business days is as long as the days it spans: two business days from
-        Thursday are longer, on a calendar with a short Friday, than from Monday. The engine
-        asks for every window it starts, so that a deadline lands on the right local time;
-        a periodic window asks at each start. Raises ValueError for an unknown name or a
-        window the priority does not have (no time_to_open, no timed elevation)."""
+        Monday are 16 business hours on 09:00-17:00, from Thursday 12 when Friday closes at
+        13:00. The length is fixed where the window starts (`start`: the opening for the
+        acknowledgement, the anchor for updates, whose periodic windows repeat that counted
+        length); pauses then extend it like any window. Raises ValueError for an unknown name
+        or a window the priority does not have (no time_to_open, no timed elevation)."""
         n = self.business_days.get(name)
         if n is not None:
             return self.calendar.open_days_span(start, n)
