@@ -58,6 +58,18 @@ def bad_messages(key: str) -> list[tuple[str, bytes | None, str, str]]:
         ("case-noted", doc(**note, occurred_at=naive), "naive", "naive-timestamp"),
         ("eta-set", doc(type="eta-set", eta=naive), "naive-eta", "naive-timestamp"),
         (
+            "eta-set",
+            doc(type="eta-set", eta="9999-12-31T10:00:00Z"),
+            "far-eta",
+            "timestamp-out-of-range",
+        ),
+        (
+            "case-opened",
+            doc(type="case-opened", priority=1, occurred_at="1969-12-31T23:59:59Z"),
+            "early",
+            "timestamp-out-of-range",
+        ),
+        (
             "case-opened",
             doc(type="case-opened", priority=1, case_id=f"{key}-x"),
             "key",

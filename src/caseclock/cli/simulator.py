@@ -217,10 +217,10 @@ def make_subject(rng: random.Random) -> str:
     return subject
 
 
-INPUT_REASONS = REJECT_REASONS[:8]
-"""The reason codes of bad input in a message's key and value (the contract's first eight; the
-next, `misrouted`, is about the partition it was produced to, and the others are faults of the
-service, not something a producer can send)."""
+INPUT_REASONS = REJECT_REASONS[: REJECT_REASONS.index("misrouted")]
+"""The reason codes of bad input in a message's key and value (the contract's reasons before
+`misrouted`, which is about the partition a message was produced to; the ones after it are
+faults of the service, not something a producer can send)."""
 
 MALFORMED_KINDS = ("oversized", "tombstone", *(r for r in INPUT_REASONS if r != "oversized"))
 """Every kind of message a worker dead-letters at the door: one per input reason code, plus a
@@ -250,6 +250,10 @@ def malformed(reason: str, route: Route, case: str, event_id: str, now: datetime
         return opened, key, orjson.dumps({**base, "occurred_at": ts, "priority": 7})
     if reason == "naive-timestamp":
         doc = {**base, "occurred_at": now.replace(tzinfo=None).isoformat(), "priority": 2}
+        return opened, key, orjson.dumps(doc)
+    if reason == "timestamp-out-of-range":
+        # valid RFC 3339, but no real fact: the year 9999 (the range is 1970 to 2200)
+        doc = {**base, "occurred_at": ts, "priority": 2, "reported_at": "9999-12-31T10:00:00Z"}
         return opened, key, orjson.dumps(doc)
     if reason == "key-mismatch":
         return opened, b"someone-else", orjson.dumps({**base, "occurred_at": ts, "priority": 3})

@@ -25,6 +25,7 @@ REJECT_REASONS: Final = (
     "unknown-plan",
     "unknown-priority",
     "naive-timestamp",
+    "timestamp-out-of-range",
     "key-mismatch",
     "oversized",
     "misrouted",
@@ -32,12 +33,14 @@ REJECT_REASONS: Final = (
     "alert-undeliverable",
     "processing-failed",
 )
-"""Why a message went to the dead-letter topic. The first nine are bad input (spec section
-5): eight in the message itself, and `misrouted`, a message on another partition than the one
-CASECLOCK_INPUT_PARTITIONER gives its key (its producer's partitioner differs); the last three
-are per-case faults of the service that must not stop it: a state that would exceed
-CASECLOCK_MAX_STATE_BYTES, an alert the broker refused for good (the tick's record carries the
-alert), and an unexpected error while applying a valid-looking event."""
+"""Why a message went to the dead-letter topic. The first ten are bad input (spec section
+5): nine in the message itself (among them `timestamp-out-of-range`, an instant outside
+1970-01-01T00:00:00Z..2200-01-01T00:00:00Z, see `caseclock.core.timeutil.MAX_INSTANT_US`), and
+`misrouted`, a message on another partition than the one CASECLOCK_INPUT_PARTITIONER gives its
+key (its producer's partitioner differs); the last three are per-case faults of the service
+that must not stop it: a state that would exceed CASECLOCK_MAX_STATE_BYTES, an alert the
+broker refused for good (the tick's record carries the alert), and an unexpected error while
+applying a valid-looking event."""
 
 
 class Rejected(Exception):
@@ -63,6 +66,9 @@ def _describe(err: ValidationError) -> Rejected:
         if e["type"] == "naive_timestamp":
             loc = ".".join(str(p) for p in e["loc"][1:])
             return Rejected("naive-timestamp", f"{loc}: {e['msg']}")
+        if e["type"] == "timestamp_out_of_range":
+            loc = ".".join(str(p) for p in e["loc"][1:])
+            return Rejected("timestamp-out-of-range", f"{loc} {e['msg']}")
     parts = []
     for e in errors[:5]:
         loc = ".".join(str(p) for p in e["loc"][1:]) if e["type"] != "union_tag_not_found" else ""

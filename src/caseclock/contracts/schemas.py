@@ -38,6 +38,7 @@ from caseclock.contracts.deadletter import DEAD_LETTER_TOPIC, DeadLetter
 from caseclock.contracts.inbound import REJECT_REASONS
 from caseclock.core.alerts import ALERT_TYPES
 from caseclock.core.facts import INBOUND_MODELS, INBOUND_TYPES
+from caseclock.core.timeutil import INSTANT_RANGE
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_BASE: Final = "https://caseclock.dev/schemas/"
@@ -54,6 +55,10 @@ TIMESTAMP_PATTERN: Final = (
 _TIMESTAMPS: Final = (
     "Timestamps are RFC 3339 date-times with a UTC offset (e.g. 2026-01-31T09:30:00Z or "
     "2026-01-31T10:30:00+01:00); naive timestamps are invalid."
+)
+_INBOUND_RANGE: Final = (
+    f"Every timestamp of an inbound event must lie in {INSTANT_RANGE} (the first instant "
+    "included, the second not); one outside is dead-lettered as `timestamp-out-of-range`."
 )
 
 #: Alert topic -> (stages, JSON Schema of `reason`).
@@ -133,7 +138,7 @@ def _outbound(model: type[BaseModel]) -> dict[str, Any]:
 
 def inbound_schema(event_type: str) -> dict[str, Any]:
     schema = INBOUND_MODELS[event_type].model_json_schema(mode="validation")
-    return _document(
+    doc = _document(
         event_type,
         f"caseclock inbound event: {event_type}",
         f"{_INBOUND_SUMMARY[event_type]} Consumed from topic `{event_type}` (or a combined "
@@ -141,6 +146,10 @@ def inbound_schema(event_type: str) -> dict[str, Any]:
         "ignored.",
         schema,
     )
+    # The range is not in the pattern: an offset moves an instant across a bound (and a
+    # pattern that guessed would reject what caseclock accepts), so it is stated instead.
+    doc["description"] += f" {_INBOUND_RANGE}"
+    return doc
 
 
 def alert_schema(topic: str) -> dict[str, Any]:
@@ -233,7 +242,8 @@ def asyncapi() -> dict[str, Any]:
     add(
         DEAD_LETTER_TOPIC,
         "Messages caseclock rejected (invalid JSON or event, unknown type, plan or priority, "
-        "naive timestamp, key mismatch, oversized), with the reason and the original bytes. "
+        "naive or out-of-range timestamp, key mismatch, oversized, misrouted), with the reason "
+        "and the original bytes. "
         "Processing goes on after a rejection.",
         _message(
             "dead-letter",

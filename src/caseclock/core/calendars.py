@@ -58,6 +58,24 @@ and durations ``d, d1, d2 >= 0``:
 - ``add`` and ``elapsed`` agree with a minute-stepping reference that asks, for every UTC minute,
   whether the local wall clock is within hours.
 
+Business days
+-------------
+``open_days_span(s, n)`` is the counted length of a window of ``n`` business days (a policy's
+``"2bd"``) opened at ``s``: ``elapsed(s, T)`` where ``T`` is the same local wall-clock time
+``n`` open days later. An *open day* is a local date whose weekday has hours and that is not
+a holiday. A start outside hours first moves to the next opening, and ``T`` is then that
+opening's local time (Saturday 12:00 + 1 business day: Monday 09:00 to Tuesday 09:00). Where
+``T``'s local time is outside that day's hours the counted time stops at the last closing
+before it, which is the same as moving ``T`` there (after the day's last closing: that
+closing; before its first opening: that opening; in a gap between ranges: the gap's start).
+Where the local time does not exist on that day (the hour a spring change skips) ``T`` is the
+first instant after the jump; where it exists twice (autumn), the first of the two: ``T`` is
+the earliest instant at which the wall clock shows that date and time or later. So across a
+DST change a business day still ends at the same time of day. The deadline
+``add(s, open_days_span(s, n))`` is ``T`` when the instant just before ``T`` is open, else
+the last closing before ``T``. On the built-in ``24x7`` (UTC, every instant counts) ``n``
+business days are ``n`` times 24 h.
+
 How it stays fast
 -----------------
 Nothing walks minute by minute. The open instants of each UTC day are computed once (from the
@@ -276,6 +294,14 @@ class Calendar:
     """Open time in a week without holidays or offset changes, in microseconds."""
     always_open: bool = field(init=False, repr=False, compare=False)
     """Every instant is open (24 h on all seven days, no holidays): the identity fast path."""
+    longest_day_us: int = field(init=False, repr=False, compare=False)
+    """The open time of the weekday with the most hours (24 h for a round-the-clock day): a
+    business day's nominal length, for histogram buckets and the policy's bounds."""
+    open_weekdays: int = field(init=False, repr=False, compare=False)
+    """How many weekdays have hours (1 to 7): the open days of a week without holidays."""
+    _days_memo: dict[tuple[int, int], int] = field(init=False, repr=False, compare=False)
+    _open_days: tuple[bool, ...] = field(init=False, repr=False, compare=False)
+    _utc_always_open: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -317,6 +343,12 @@ class Calendar:
         put(self, "_memo", {})
         put(self, "weekly_us", weekly)
         put(self, "always_open", always)
+        put(self, "longest_day_us", max(sum(b - a for a, b in day) for day in hours) * MINUTE_US)
+        put(self, "open_weekdays", sum(1 for day in hours if day))
+        put(self, "_days_memo", {})
+        # Indexed by wall-clock day number (days since 1970-01-01, a Thursday) modulo 7.
+        put(self, "_open_days", tuple(bool(hours[(d + _THURSDAY) % 7]) for d in range(7)))
+        put(self, "_utc_always_open", always and self.timezone in ("UTC", "Etc/UTC"))
 
     # --- the open intervals of one UTC day ---------------------------------------------------
 
@@ -493,6 +525,78 @@ class Calendar:
                     t += weeks * WEEK_US
                     k = t // DAY_US
 
+    def open_days_span(self, start_us: int, n: int) -> int:
+        """The counted length (in microseconds) of a window of ``n`` business days opened at
+        ``start_us``: the open time from ``start_us`` to the same local wall-clock time on
+        the ``n``-th following open day (module docstring, "Business days").
+
+        A start outside hours counts from the next opening, and the target is that opening's
+        local time; of a target outside its day's hours only the open time before it counts
+        (as if it were moved to the day's last closing, or to its first opening). ``n`` must
+        be at least 1. Answers are remembered per calendar (the engine asks again at every
+        evaluation of a case).
+        """
+        if n < 1:
+            raise ValueError(f"a number of business days must be at least 1, got {n}")
+        if self._utc_always_open:
+            return n * DAY_US
+        key = (start_us, n)
+        memo = self._days_memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        start = self.next_open(start_us)
+        wall = start + self._zone.offset(start)
+        day, time_of_day = divmod(wall, DAY_US)
+        target = self._earliest_showing(self._nth_open_day(day, n) * DAY_US + time_of_day)
+        span = self.elapsed(start, target)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = span
+        return span
+
+    def _nth_open_day(self, day: int, n: int) -> int:
+        """The ``n``-th open day after wall-clock day number ``day`` (``n >= 1``): a day
+        whose weekday has hours and that is not a holiday. Whole weeks without a holiday hold
+        ``open_weekdays`` open days each, so long counts skip them."""
+        is_open_weekday = self._open_days
+        holidays = self._holiday_days
+        closed = self._holiday_set
+        per_week = self.open_weekdays
+        left = n
+        while True:
+            if left > per_week:
+                # Leave at least one open day to the walk, so it ends on an open day.
+                weeks = (left - 1) // per_week
+                i = bisect_right(holidays, day)
+                if i < len(holidays):
+                    weeks = min(weeks, (holidays[i] - day - 1) // 7)
+                if weeks > 0:
+                    day += 7 * weeks
+                    left -= weeks * per_week
+            day += 1
+            if is_open_weekday[day % 7] and day not in closed:
+                left -= 1
+                if left == 0:
+                    return day
+
+    def _earliest_showing(self, wall: int) -> int:
+        """The earliest instant at which the local wall clock shows ``wall`` (wall-clock
+        microseconds since 1970-01-01T00:00 local) or later: that instant when the time
+        exists once, the first of the two in an autumn repeated hour, the first instant after
+        the jump when a spring change skips it."""
+        zone = self._zone
+        # No zone is a day away from UTC: before wall - 1 day the clock shows less than wall.
+        t = wall - DAY_US
+        offset = zone.offset(t)
+        for change, new in zone.changes(t, wall + DAY_US):
+            # From t to the change the clock shows u + offset at instant u.
+            earliest = max(t, wall - offset)
+            if earliest < change:
+                return earliest
+            t, offset = change, new
+        return max(t, wall - offset)
+
     def is_open(self, t_us: int) -> bool:
         """Whether ``t_us`` is business time (an opening instant is, a closing one is not)."""
         if self.always_open:
@@ -547,7 +651,11 @@ def _parse_range(text: str) -> Range | str:
     if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2 != 0):
         return "hours 00-23 and minutes 00-59; '24:00' only as an end"
     a, b = h1 * 60 + m1, h2 * 60 + m2
-    if a >= b:
+    if a == b:
+        # "09:00-09:00" and "00:00-00:00" are no night shift: the midnight hint would mislead
+        # an author who meant a whole day.
+        return "a range must not be empty; a whole day is '00:00-24:00'"
+    if a > b:
         return (
             "the end must be after the start; a range cannot cross midnight: split it, "
             "e.g. '22:00-24:00' and '00:00-06:00' on the next day"

@@ -22,11 +22,32 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from caseclock.core.timeutil import INSTANT_RANGE, MAX_INSTANT_US, MIN_INSTANT_US, from_us
+
 # --- timestamps ----------------------------------------------------------------------------
+
+_EARLIEST = from_us(MIN_INSTANT_US)
+_END = from_us(MAX_INSTANT_US)
+
+
+def _in_range(dt: datetime, shown: str) -> datetime:
+    """Refuse an instant outside MIN_INSTANT_US..MAX_INSTANT_US (see `caseclock.core.timeutil`).
+
+    A timestamp in the year 9999 is valid RFC 3339 but no real fact; accepted, it would
+    carry the deadline arithmetic past the last date Python knows. Refused here, it is
+    dead-lettered with its field named, like any other bad input.
+    """
+    if _EARLIEST <= dt < _END:
+        return dt
+    raise PydanticCustomError(
+        "timestamp_out_of_range",
+        "{value} is outside {range}",
+        {"value": shown, "range": INSTANT_RANGE},
+    )
 
 
 def _rfc3339(v: Any) -> Any:
-    """Accept only RFC 3339 date-times with an offset.
+    """Accept only RFC 3339 date-times with an offset, within the accepted range of instants.
 
     pydantic alone would take unix numbers ("1700000000") and naive strings; both hide
     timezone bugs upstream. A character-level shape check keeps this off the profile.
@@ -37,7 +58,7 @@ def _rfc3339(v: Any) -> Any:
                 raise PydanticCustomError(
                     "naive_timestamp", "naive timestamp: a UTC offset is required"
                 )
-            return v
+            return _in_range(v, v.isoformat())
         raise PydanticCustomError("timestamp_type", "timestamp must be an RFC 3339 string")
     if (
         len(v) < 19
@@ -64,11 +85,12 @@ def _rfc3339(v: Any) -> Any:
             {"value": v},
         )
     try:
-        return datetime.fromisoformat(v)
+        dt = datetime.fromisoformat(v)
     except ValueError:
         raise PydanticCustomError(
             "timestamp_format", "not a valid date-time: '{value}'", {"value": v}
         ) from None
+    return _in_range(dt, v)
 
 
 _OFFSET = re.compile(r"[+-]|[Zz]")

@@ -2,18 +2,23 @@
 
 A policy file holds one or more plans; each plan maps a priority to its windows. The engine only
 ever sees validated, integer-microsecond windows, so a typo in a policy fails at start-up with
-the offending field named, never at 3 a.m. when a deadline is computed.
+the offending field named, never at 3 a.m. when a deadline is computed. Every window is bounded
+(MAX_WINDOW_US, MAX_WINDOW_SPAN_DAYS) for the same reason. A window written in business days
+("2bd") is the one whose length depends on where it starts; `PriorityRule.window` gives it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from caseclock.core.timeutil import parse_duration
+from caseclock.core.timeutil import US, parse_duration
 
 if TYPE_CHECKING:
     from caseclock.core.calendars import Calendar
@@ -33,9 +38,30 @@ DEFAULT_POLICY_RESOURCE = "support-plus.toml"
 
 ElevateMode = Literal["immediately", "never", "after"]
 
+WINDOWS: Final = ("acknowledge", "update_every", "time_to_open", "elevate_after")
+"""The windows of a priority, by the name of their PriorityRule field (`PriorityRule.window`)."""
+
+_DAY_US: Final = 86_400 * US
+MAX_WINDOW_US: Final = 366 * _DAY_US
+"""The longest window a policy may set, in counted time (calendar time on 24x7, business time
+on a business calendar): a year and a day. Longer is a typo (`100000000h`), and it would carry
+deadlines past the last date Python knows; with the range of input instants
+(`caseclock.core.timeutil.MAX_INSTANT_US`) this keeps every deadline centuries from it."""
+MAX_WINDOW_SPAN_DAYS: Final = 3650
+"""The longest a window may take in calendar time, in days (10 years): on a business calendar
+a window counts only open time, so 366 days of it can take decades of a calendar that is
+open an hour a week. The span is judged over the calendar's weekly hours (holidays ignored):
+a window of W counted takes W / (open time a week) weeks, and one of N business days takes
+N / (open days a week) weeks. On a calendar where every instant counts the span is the
+window itself, which MAX_WINDOW_US already bounds."""
+
 
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the field."""
+
+
+def _no_business_days() -> Mapping[str, int]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +77,45 @@ class PriorityRule:
     """For elevate == "after": elevate this long after opening unless an ETA or workaround."""
     calendar: Calendar
     """The calendar every window of this priority counts in (the plan's unless overridden)."""
+    business_days: Mapping[str, int] = field(default_factory=_no_business_days, hash=False)
+    """The windows written in business days ("2bd"): window name (one of WINDOWS) -> N.
+
+    Such a window's counted length depends on where it starts (`window`); its int field holds
+    the nominal N x the calendar's longest open day, so that figures made from the fields
+    alone (histogram buckets) stay of the right size. Compared, so that a policy fingerprint
+    tells "2bd" from "16h" on a calendar of 8-hour days; not hashed (a mapping is not)."""
+
+    def __post_init__(self) -> None:
+        days = MappingProxyType(dict(self.business_days))
+        for name, n in days.items():
+            if name not in WINDOWS:
+                raise ValueError(f"business_days: unknown window {name!r} (have {WINDOWS})")
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"business_days.{name}: a number of days >= 1, got {n!r}")
+            if getattr(self, name) is None:
+                raise ValueError(f"business_days.{name}: the priority has no such window")
+        object.__setattr__(self, "business_days", days)
+
+    def window(self, name: str, start: int) -> int:
+        """The counted length (us) of window `name` (one of WINDOWS) when it starts at
+        `start`: the field itself, or for a window written in business days the open time to
+        the same local time that many open days later (`Calendar.open_days_span`).
+
+        A window of business days is as long as the days it spans: two business days from
+        Monday are 16 business hours on 09:00-17:00, from Thursday 12 when Friday closes at
+        13:00. The length is fixed where the window starts (`start`: the opening for the
+        acknowledgement, the anchor for updates, whose periodic windows repeat that counted
+        length); pauses then extend it like any window. Raises ValueError for an unknown name
+        or a window the priority does not have (no time_to_open, no timed elevation)."""
+        n = self.business_days.get(name)
+        if n is not None:
+            return self.calendar.open_days_span(start, n)
+        us: int | None = getattr(self, name) if name in WINDOWS else None
+        if us is None:
+            if name not in WINDOWS:
+                raise ValueError(f"unknown window {name!r}; expected one of {', '.join(WINDOWS)}")
+            raise ValueError(f"priority {self.priority} has no {name} window")
+        return us
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,33 +164,70 @@ class Policy:
 # --- the file format, validated by pydantic -------------------------------------------------
 
 
-def _duration(v: Any) -> int:
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A window as the policy file writes it, checked for syntax; what it means may depend
+    on the calendar, which is resolved after the whole file is read (`_resolve`)."""
+
+    text: str
+    us: int
+    """The duration, for a window not written in business days."""
+    business_days: int = 0
+    """N of "Nbd"; 0 for any other window."""
+    parts: tuple[tuple[Fraction, str], ...] = ()
+    """(number, unit) of each part of a duration ("1w2d": (1, "w"), (2, "d"))."""
+
+    @property
+    def day_units(self) -> bool:
+        """Written with days or weeks, which on a business calendar are ambiguous."""
+        return any(unit in ("d", "w") for _, unit in self.parts)
+
+
+_BUSINESS_DAYS = re.compile(r"(\d{1,18})bd")
+_PARTS = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def _duration(v: Any) -> _Written:
     if isinstance(v, bool) or not isinstance(v, str | int):
         raise ValueError("expected a duration string such as '4h'")
     if isinstance(v, int):
         raise ValueError(f"bare number {v} is ambiguous: write a unit, e.g. '{v}h' or '{v}s'")
-    us = parse_duration(v)
+    compact = v.strip().lower().replace(" ", "")
+    if "bd" in compact:
+        m = _BUSINESS_DAYS.fullmatch(compact)
+        if m is None:
+            raise ValueError(
+                f"{v!r}: business days are written alone, as a whole number such as '2bd' "
+                "(not combined with other units, not a fraction); for a window that is not "
+                "a whole number of business days, write business hours such as '20h'"
+            )
+        n = int(m.group(1))
+        if n < 1:
+            raise ValueError("a number of business days must be at least 1 ('1bd')")
+        return _Written(v, 0, business_days=n)
+    us = parse_duration(v, longest=None)  # bounded by _resolve, which names the bound
     if us <= 0:
         raise ValueError("duration must be positive")
-    return us
+    parts = tuple((Fraction(num), unit) for num, unit in _PARTS.findall(compact))
+    return _Written(v, us, parts=parts)
 
 
 class _PriorityDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    acknowledge: int
-    update_every: int
-    time_to_open: int | None = None
+    acknowledge: _Written
+    update_every: _Written
+    time_to_open: _Written | None = None
     elevate: str = "never"
     calendar: str | None = None
 
     @field_validator("acknowledge", "update_every", mode="before")
     @classmethod
-    def _window(cls, v: Any) -> int:
+    def _window(cls, v: Any) -> _Written:
         return _duration(v)
 
     @field_validator("time_to_open", mode="before")
     @classmethod
-    def _tto(cls, v: Any) -> int | None:
+    def _tto(cls, v: Any) -> _Written | None:
         return None if v is None else _duration(v)
 
     @field_validator("elevate")
@@ -165,6 +267,106 @@ class _PolicyDoc(BaseModel):
     default_plan: str = "support-plus"
     calendars: dict[str, Any] | None = None
     plans: dict[str, _PlanDoc] = Field(min_length=1)
+
+
+_UNIT_US: Final = {"ms": 1_000, "s": US, "m": 60 * US, "h": 3600 * US}
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _in_words(n: int) -> str:
+    return _NUMBERS[n] if n < len(_NUMBERS) else str(n)
+
+
+def _readable(us: int | Fraction) -> str:
+    """A duration as a policy would write it ("16h", "7h30m", "45s"), for the suggestions
+    and figures in error messages."""
+    us = Fraction(us)
+    out = []
+    for unit, size in (("h", 3600 * US), ("m", 60 * US)):
+        k = int(us // size)
+        if k:
+            out.append(f"{k}{unit}")
+            us -= k * size
+    if us:
+        seconds = us / US
+        out.append(f"{seconds.numerator}s" if seconds.denominator == 1 else f"{float(seconds)}s")
+    return "".join(out) or "0s"
+
+
+def _ambiguous(w: _Written, cal: Calendar, where: str) -> str:
+    """The error for days or weeks on a business calendar, with both readings spelled out:
+    a day is an open day (the `bd` unit) or the calendar's longest open day of hours."""
+    hours = Fraction(0)
+    days = 0
+    whole = True
+    for number, unit in w.parts:
+        if unit == "d":
+            hours += number * cal.longest_day_us
+        elif unit == "w":
+            hours += number * cal.weekly_us
+        else:
+            hours += number * _UNIT_US[unit]
+        whole = whole and unit in ("d", "w") and number.denominator == 1
+        days += int(number) * (cal.open_weekdays if unit == "w" else 1)
+    if whole:
+        plural = "s" if days != 1 else ""
+        as_days = (
+            f"'{days}bd' for {_in_words(days)} business day{plural} (the same local time "
+            f"{_in_words(days)} open day{plural} later)"
+        )
+    else:
+        as_days = "whole business days such as '2bd' (the same local time two open days later)"
+    count = hours / (3600 * US)
+    as_hours = (
+        f"'{count.numerator}h' for {count.numerator} business hour{'s' if count != 1 else ''}"
+        if count.denominator == 1
+        else f"'{_readable(hours)}' of business hours"
+    )
+    return (
+        f"{where}: {w.text!r} on business calendar {cal.name!r} is ambiguous: write {as_days} "
+        f"or {as_hours}"
+    )
+
+
+def _resolve(w: _Written, cal: Calendar, where: str) -> tuple[int, int]:
+    """A window written in a policy, in its calendar: (microseconds, business days or 0).
+
+    Business days ("2bd") count open days of the calendar; their microseconds are the nominal
+    N x the longest open day. Days and weeks ("2d", "1w") are refused on a calendar with
+    closed time, where a day could mean an open day or 24 hours of business time. Every
+    window is bounded (MAX_WINDOW_US of counted time, MAX_WINDOW_SPAN_DAYS of calendar time),
+    so a typo is an error naming the field, not a deadline beyond the year 9999."""
+    too_long = (
+        f"{where}: {w.text!r} is longer than the longest window caseclock accepts "
+        f"({MAX_WINDOW_US // _DAY_US} days of counted time)"
+    )
+    if w.business_days:
+        n = w.business_days
+        nominal = n * cal.longest_day_us
+        if nominal > MAX_WINDOW_US:
+            raise PolicyError(too_long)
+        # n open days take n / (open days a week) weeks of the calendar.
+        if n * 7 > MAX_WINDOW_SPAN_DAYS * cal.open_weekdays:
+            weekly = f"{cal.open_weekdays} day{'s' if cal.open_weekdays != 1 else ''}"
+            raise PolicyError(_too_wide(w, cal, where, weekly, -(-n * 7 // cal.open_weekdays)))
+        return nominal, n
+    if w.day_units and not cal.always_open:
+        raise PolicyError(_ambiguous(w, cal, where))
+    if w.us > MAX_WINDOW_US:
+        raise PolicyError(too_long)
+    # W of counted time takes W / (open time a week) weeks of the calendar.
+    if w.us * 7 > MAX_WINDOW_SPAN_DAYS * cal.weekly_us:
+        days = -(-w.us * 7 // cal.weekly_us)
+        raise PolicyError(_too_wide(w, cal, where, _readable(cal.weekly_us), days))
+    return w.us, 0
+
+
+def _too_wide(w: _Written, cal: Calendar, where: str, weekly: str, days: int) -> str:
+    return (
+        f"{where}: {w.text!r} on calendar {cal.name!r} ({weekly} open a week) takes {days} days "
+        "of calendar time: longer than the longest window caseclock accepts "
+        f"({MAX_WINDOW_SPAN_DAYS} days, {MAX_WINDOW_SPAN_DAYS // 365} years, of calendar time)"
+    )
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -209,14 +411,36 @@ def policy_from_mapping(doc: Mapping[str, Any], source: str = "<mapping>") -> Po
                     continue
             after = None if rd.elevate in ("immediately", "never") else _duration(rd.elevate)
             mode: ElevateMode = "after" if after is not None else rd.elevate  # type: ignore[assignment]
+            windows: dict[str, int] = {}
+            days: dict[str, int] = {}
+            at = f"plans.{name}.priorities.{prio}"
+            written = (
+                ("acknowledge", "acknowledge", rd.acknowledge),
+                ("update_every", "update_every", rd.update_every),
+                ("time_to_open", "time_to_open", rd.time_to_open),
+                ("elevate_after", "elevate", after),
+            )
+            for window, key, w in written:
+                if w is None:
+                    continue
+                try:
+                    windows[window], n = _resolve(w, cal, f"{at}.{key}")
+                except PolicyError as e:
+                    errors.append(str(e))
+                    continue
+                if n:
+                    days[window] = n
+            if len(windows) < sum(w is not None for _, _, w in written):
+                continue
             rules[prio] = PriorityRule(
                 priority=prio,
-                acknowledge=rd.acknowledge,
-                update_every=rd.update_every,
-                time_to_open=rd.time_to_open,
+                acknowledge=windows["acknowledge"],
+                update_every=windows["update_every"],
+                time_to_open=windows.get("time_to_open"),
                 elevate=mode,
-                elevate_after=after,
+                elevate_after=windows.get("elevate_after"),
                 calendar=cal,
+                business_days=days,
             )
         statuses = frozenset(pd.pause_statuses)
         plans[name] = Plan(

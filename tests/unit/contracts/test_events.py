@@ -78,6 +78,97 @@ def test_rejections_carry_reason_and_detail(message: bytes, reason: str, detail:
     assert detail in exc.value.detail
 
 
+@pytest.mark.parametrize(
+    ("message", "field", "shown"),
+    [
+        (raw(occurred_at="9999-12-31T10:00:00Z"), "occurred_at", "9999-12-31T10:00:00Z"),
+        (raw(occurred_at="1969-12-31T23:59:59.999999Z"), "occurred_at", "1969-12-31T23:59:59"),
+        (raw(occurred_at="0001-01-01T00:00:00+01:00"), "occurred_at", "0001-01-01T00:00:00"),
+        (raw(occurred_at="2200-01-01T00:00:00Z"), "occurred_at", "2200-01-01T00:00:00Z"),
+        # an offset carries an instant across a bound: the instant counts, not the digits
+        (raw(occurred_at="1970-01-01T00:30:00+01:00"), "occurred_at", "1970-01-01T00:30:00+01"),
+        (raw(occurred_at="2199-12-31T23:30:00-01:00"), "occurred_at", "2199-12-31T23:30:00-01"),
+        (raw(reported_at="1900-01-01T00:00:00Z"), "reported_at", "1900-01-01T00:00:00Z"),
+        (
+            raw(type="eta-set", eta="9999-12-31T23:59:59-01:00"),
+            "eta",
+            "9999-12-31T23:59:59-01:00",
+        ),
+    ],
+)
+def test_timestamps_outside_the_range_are_refused_naming_the_field(
+    message: bytes, field: str, shown: str
+) -> None:
+    with pytest.raises(Rejected) as exc:
+        decode_event(message, DEFAULT_POLICY)
+    assert exc.value.reason == "timestamp-out-of-range" and exc.value.reason in REJECT_REASONS
+    detail = exc.value.detail
+    assert detail.startswith(f"{field} {shown}"), detail
+    assert detail.endswith(" is outside 1970-01-01T00:00:00Z..2200-01-01T00:00:00Z"), detail
+
+
+def test_the_detail_of_an_out_of_range_timestamp_reads_as_the_contract_says() -> None:
+    with pytest.raises(Rejected) as exc:
+        decode_event(raw(occurred_at="9999-12-31T10:00:00Z"), DEFAULT_POLICY)
+    assert exc.value.detail == (
+        "occurred_at 9999-12-31T10:00:00Z is outside 1970-01-01T00:00:00Z..2200-01-01T00:00:00Z"
+    )
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "1970-01-01T00:00:00Z",  # the first instant is in
+        "1970-01-01T01:00:00+01:00",  # the same instant
+        "2199-12-31T23:59:59.999999Z",  # the last microsecond is in
+        "2200-01-01T00:59:59+01:00",  # 2199-12-31T23:59:59Z
+    ],
+)
+def test_the_bounds_of_the_range(instant: str) -> None:
+    from caseclock.core.timeutil import MAX_INSTANT_US, MIN_INSTANT_US, to_us
+
+    for message in (
+        raw(occurred_at=instant),
+        raw(reported_at=instant),
+        raw(type="eta-set", eta=instant),
+    ):
+        ev = decode_event(message, DEFAULT_POLICY)
+        assert MIN_INSTANT_US <= to_us(ev.occurred_at) < MAX_INSTANT_US
+
+
+def test_a_case_opened_in_the_year_9999_is_dead_lettered_not_a_crash_of_replay() -> None:
+    """Schema-valid, but beyond the calendars' arithmetic: on a business calendar replay used
+    to die with "year 10000 is out of range". Now it is one invalid line, and the rest of the
+    history is replayed."""
+    import io
+
+    from caseclock.core.policy import policy_from_toml
+    from caseclock.replay import run_replay
+
+    policy = policy_from_toml(
+        'default_plan = "gold"\n[calendars.emea]\ntimezone = "Europe/Berlin"\n'
+        '[calendars.emea.hours]\nmon = "09:00-17:00"\nfri = "09:00-17:00"\n'
+        '[plans.gold]\ncalendar = "emea"\n[plans.gold.priorities.1]\nacknowledge = "4h"\n'
+        'update_every = "8h"\n'
+    )
+    lines = [
+        raw(case_id="far", occurred_at="9999-12-31T10:00:00Z"),
+        raw(case_id="near", event_id="e2", occurred_at="2026-01-05T09:00:00Z"),
+        raw(case_id="near", event_id="e3", occurred_at="2026-01-06T09:00:00Z"),
+    ]
+    out, err = io.BytesIO(), io.StringIO()
+    summary = run_replay(lines, policy, out, err)
+    assert summary.invalid == 1
+    assert dict(summary.invalid_reasons) == {"timestamp-out-of-range": 1}
+    assert "line 1: timestamp-out-of-range: occurred_at 9999-12-31T10:00:00Z is outside" in (
+        err.getvalue()
+    )
+    alerts = [orjson.loads(x) for x in out.getvalue().splitlines()]
+    assert {(a["case_id"], a["type"], a["stage"]) for a in alerts} >= {
+        ("near", "ack-due", "breach")
+    }
+
+
 def test_key_must_match_case_id() -> None:
     assert decode_event(raw(), DEFAULT_POLICY, key=b"C1").case_id == "C1"
     with pytest.raises(Rejected) as exc:

@@ -361,6 +361,22 @@ GOOD = {"timezone": "Europe/Berlin", "hours": {"mon": "09:00-17:00"}}
             "calendars.emea.hours.mon[1]: invalid range '13:00-12:00' (the end must be after",
         ),
         ({"hours": {"mon": "17:00-09:00"}}, "calendars.emea.hours.mon: invalid range '17:00-09"),
+        (
+            {"hours": {"mon": "09:00-09:00"}},
+            "calendars.emea.hours.mon: invalid range '09:00-09:00' (a range must not be empty; "
+            "a whole day is '00:00-24:00')",
+        ),
+        (
+            {"hours": {"mon": "09:00-17:00", "sun": "08:00-12:00, 00:00-00:00"}},
+            "calendars.emea.hours.sun[1]: invalid range '00:00-00:00' (a range must not be "
+            "empty; a whole day is '00:00-24:00')",
+        ),
+        (
+            {"hours": {"mon": "22:00-06:00"}},
+            "calendars.emea.hours.mon: invalid range '22:00-06:00' (the end must be after the "
+            "start; a range cannot cross midnight: split it, e.g. '22:00-24:00' and "
+            "'00:00-06:00' on the next day)",
+        ),
         ({"hours": {"mon": ["9-17"]}}, "calendars.emea.hours.mon: invalid range '9-17' (use"),
         ({"hours": {"mon": "09:00-24:30"}}, "hours.mon: invalid range '09:00-24:30' (hours 00"),
         ({"hours": {"mon": "09:00-25:00"}}, "hours.mon: invalid range '09:00-25:00'"),
@@ -393,6 +409,14 @@ GOOD = {"timezone": "Europe/Berlin", "hours": {"mon": "09:00-17:00"}}
 )
 def test_policy_errors_name_the_field(change: dict[str, object], message: str) -> None:
     assert message in _error({**GOOD, **change})
+
+
+@pytest.mark.parametrize("empty", ["09:00-09:00", "00:00-00:00", "9:30-09:30"])
+def test_an_empty_range_is_not_told_about_midnight(empty: str) -> None:
+    """Who writes "00:00-00:00" meant a whole day, not a night shift: the hint says how."""
+    text = _error({**GOOD, "hours": {"mon": empty}})
+    assert "a range must not be empty; a whole day is '00:00-24:00'" in text
+    assert "midnight" not in text
 
 
 def test_missing_fields_and_non_tables() -> None:

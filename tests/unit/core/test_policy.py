@@ -54,6 +54,40 @@ def test_bad_durations_are_rejected(bad: str) -> None:
         parse_duration(bad)
 
 
+def test_durations_are_exact_decimals() -> None:
+    # A float would make 0.1 s 100000.00000000001 us and 1.001 h a neighbour of it.
+    assert parse_duration("0.1s") == 100_000
+    assert parse_duration("1.001h") == 3_603_600_000
+    assert parse_duration("0.0000015s") == 2  # rounded once, to the nearest (even) microsecond
+    assert parse_duration("1.5h30m") == 2 * H
+
+
+@pytest.mark.parametrize(
+    ("absurd", "says"),
+    [
+        ("1e400h", "invalid duration"),  # no exponents
+        ("9" * 400 + "h", "too many digits"),  # a float would be inf, round(inf) an OverflowError
+        ("1" + "0" * 18 + "ms", "too many digits"),
+        ("0." + "0" * 30 + "1s", "too many digits"),
+        ("300000d", "longer than the range of instants"),
+        ("4000000h", "1970-01-01T00:00:00Z..2200-01-01T00:00:00Z"),
+    ],
+)
+def test_absurd_durations_are_refused_with_a_value_error(absurd: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_duration(absurd)
+
+
+def test_the_longest_duration_is_the_range_of_instants() -> None:
+    from caseclock.core.timeutil import MAX_DURATION_US
+
+    days = MAX_DURATION_US // (86400 * 10**6)
+    assert MAX_DURATION_US % (86400 * 10**6) == 0
+    assert parse_duration(f"{days}d") == MAX_DURATION_US
+    with pytest.raises(ValueError, match="longer than"):
+        parse_duration(f"{days}d1ms")
+
+
 def test_several_plans_per_file_with_own_warn_fraction(tmp_path: Path) -> None:
     f = tmp_path / "policy.toml"
     f.write_text(
