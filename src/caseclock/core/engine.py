@@ -193,8 +193,10 @@ class Engine:
         plan = self.plan_of(state)
         first_rule = plan.priorities.get(first, rule) if plan else rule
         took = first_rule.calendar.elapsed(state.reported_at, state.opened_at)
-        limit = first_rule.time_to_open
-        return first_rule.priority, took, limit is not None and took > limit
+        if first_rule.time_to_open is None:
+            return first_rule.priority, took, False
+        limit = first_rule.window("time_to_open", state.reported_at)
+        return first_rule.priority, took, took > limit
 
     def time_to_acknowledge(self, state: CaseState) -> tuple[int, bool] | None:
         """(counted time from opening to acknowledgement, on time) once both are known.
@@ -210,7 +212,9 @@ class Engine:
         plan, rule, _ = cur
         stops = self._stops(state, plan) if state.statuses or state.resolutions else _NO_STOPS
         took = _elapsed(rule.calendar, stops, state.opened_at, state.comm_first)
-        deadline = _add(rule.calendar, stops, state.opened_at, rule.acknowledge)
+        deadline = _add(
+            rule.calendar, stops, state.opened_at, rule.window("acknowledge", state.opened_at)
+        )
         return took, deadline is None or state.comm_first <= deadline
 
     # --- stops: pauses and resolved stretches ------------------------------------------------
@@ -246,7 +250,7 @@ class Engine:
         if not s.emitted & ELEVATED:
             earliest = min(
                 (
-                    r.elevate_after
+                    r.window("elevate_after", opened_at)
                     for r in plan.priorities.values()
                     if r.elevate == "after" and r.elevate_after is not None
                 ),
@@ -338,13 +342,14 @@ class Engine:
         if s.comm_first is not None or s.opened_at is None:
             return []
         cal = rule.calendar
+        window = _window(rule, "acknowledge", s.opened_at)
         pts = []
         if plan.warn_fraction is not None and not s.emitted & (ACK_WARNED | ACK_BREACHED):
-            at = _add(cal, stops, s.opened_at, round(plan.warn_fraction * rule.acknowledge))
+            at = _add(cal, stops, s.opened_at, round(plan.warn_fraction * window))
             if at is not None:
                 pts.append(_Point(at, "ack-due", "warning", "no-acknowledgement"))
         if not s.emitted & ACK_BREACHED:
-            at = _add(cal, stops, s.opened_at, rule.acknowledge)
+            at = _add(cal, stops, s.opened_at, window)
             if at is not None:
                 pts.append(_Point(at, "ack-due", "breach", "no-acknowledgement"))
         return pts
@@ -360,7 +365,8 @@ class Engine:
             # since is owed at once, with that instant as its deadline.
             return _Point(since, "elevate-to-l2", "action", f"priority-{rule.priority}")
         if rule.elevate == "after" and rule.elevate_after is not None:
-            due = _add(rule.calendar, stops, s.opened_at, rule.elevate_after)
+            after = _window(rule, "elevate_after", s.opened_at)
+            due = _add(rule.calendar, stops, s.opened_at, after)
             if due is None:
                 return None
             if s.eta_or_workaround is not None and s.eta_or_workaround <= due:
@@ -398,7 +404,7 @@ class Engine:
             if (through is None or s.eta > through) and not _resolved_at(s, s.eta):
                 eta_point = s.eta
             anchor = max(s.eta, anchor)
-        window = rule.update_every
+        window = _window(rule, "update_every", anchor)
         warn = None if plan.warn_fraction is None else round(plan.warn_fraction * window)
         start = anchor if through is None or through < anchor else through
         if start == anchor:
@@ -529,10 +535,13 @@ class Engine:
         emitted = s.emitted
         if s.comm_first is None:
             ack = -1
+            window = (
+                rule.window("acknowledge", s.opened_at) if rule.business_days else rule.acknowledge
+            )
             if plan.warn_fraction is not None and not emitted & (ACK_WARNED | ACK_BREACHED):
-                ack = round(plan.warn_fraction * rule.acknowledge)
+                ack = round(plan.warn_fraction * window)
             elif not emitted & ACK_BREACHED:
-                ack = rule.acknowledge
+                ack = window
             if ack >= 0:
                 cal = rule.calendar
                 if not stops and cal.always_open:
@@ -624,6 +633,17 @@ class Engine:
 
 
 # --- counted time: the calendar's open time outside a case's stops ---------------------------
+
+
+def _window(rule: PriorityRule, name: str, start: int) -> int:
+    """The counted length of one of the rule's windows when it starts at `start`: the field
+    itself for a duration (every window of a plan without business days: no call, no lookup
+    on the hot path), `PriorityRule.window` for one written in business days."""
+    if rule.business_days:
+        return rule.window(name, start)
+    value: int = getattr(rule, name)
+    return value
+
 
 _NO_STOPS: list[tuple[int, int | None]] = []
 """Shared and never mutated: the stops of a case that was never paused nor resolved."""

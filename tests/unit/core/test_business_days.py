@@ -12,11 +12,16 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from caseclock.contracts.inbound import decode_event
 from caseclock.core.calendars import DAYS, TWENTY_FOUR_SEVEN, Calendar
+from caseclock.core.policy import policy_from_toml
+from caseclock.core.timeutil import to_us
+from caseclock.replay import replay
 from tests.unit.core.test_calendars import (
     BERLIN,
     EMEA,
@@ -303,3 +308,91 @@ def test_open_days_span_laws(case: tuple[Spec, int], micro: int, n: int) -> None
     assert c.elapsed(s, end) == span and c.is_open(end - 1)
     # A start inside the same closed stretch gives the same count.
     assert c.open_days_span(c.next_open(s), n) == span
+
+
+# --- in the engine: a plan written in business days -------------------------------------------
+
+BD_POLICY = """
+default_plan = "bd"
+
+[calendars.berlin]
+timezone = "Europe/Berlin"
+holidays = ["2026-03-11"]
+[calendars.berlin.hours]
+mon = "09:00-17:00"
+tue = "09:00-17:00"
+wed = "09:00-17:00"
+thu = "09:00-17:00"
+fri = "09:00-13:00"
+
+[plans.bd]
+calendar = "berlin"
+warn_fraction = 0.5
+pause_statuses = ["pending"]
+[plans.bd.priorities.2]
+acknowledge = "2bd"
+update_every = "1bd"
+elevate = "3bd"
+"""
+
+
+def _replay(lines: list[dict[str, object]], until: str) -> list[tuple[str, str, str]]:
+    """(type, stage, due_at in Berlin local time) of the alerts of a history."""
+    policy = policy_from_toml(BD_POLICY, "<bd>")
+    events = [
+        decode_event(orjson.dumps({"event_id": f"e{i}", "case_id": "C", **d}), policy)
+        for i, d in enumerate(lines)
+    ]
+    horizon = to_us(datetime.fromisoformat(until).replace(tzinfo=ZoneInfo("Europe/Berlin")))
+    return [
+        (a.type, a.stage, a.due_at.astimezone(ZoneInfo("Europe/Berlin")).strftime("%a %d %H:%M"))
+        for a in replay(events, policy, until=horizon)
+    ]
+
+
+def _at(text: str) -> str:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin")).isoformat()
+
+
+def test_an_acknowledgement_within_two_business_days() -> None:
+    """Monday 10:00 + 2bd is Wednesday 10:00, and Wednesday 11 March is a holiday: Thursday
+    10:00. Half of it (the warning) is 8 business hours: Tuesday 10:00. The elevation (3bd)
+    is Friday 10:00."""
+    opened: dict[str, object] = {
+        "type": "case-opened",
+        "occurred_at": _at("2026-03-09T10:00"),
+        "priority": 2,
+    }
+    assert _replay([opened], until="2026-03-16T09:00") == [
+        ("ack-due", "warning", "Tue 10 10:00"),
+        ("ack-due", "breach", "Thu 12 10:00"),
+        ("elevate-to-l2", "action", "Fri 13 10:00"),
+    ]
+
+
+def test_business_day_updates_and_a_pause_that_extends_one() -> None:
+    """Acknowledged Monday 10:00: an update is owed Tuesday 10:00 (warning at 14:00 on
+    Monday); the next window repeats that counted length (8 business hours) from the missed
+    deadline. A pause of two business hours on Thursday moves the third window's warning and
+    breach by two (from Thursday 14:00 and Friday 10:00)."""
+    history: list[dict[str, object]] = [
+        {"type": "case-opened", "occurred_at": _at("2026-03-09T09:30"), "priority": 2},
+        {
+            "type": "case-noted",
+            "occurred_at": _at("2026-03-09T10:00"),
+            "author": "support",
+            "visibility": "public",
+            "workaround": True,
+        },
+        {"type": "status-changed", "occurred_at": _at("2026-03-12T11:00"), "status": "pending"},
+        {"type": "status-changed", "occurred_at": _at("2026-03-12T13:00"), "status": "open"},
+    ]
+    updates = [a for a in _replay(history, until="2026-03-13T13:00") if a[0] == "update-due"]
+    assert updates == [
+        ("update-due", "warning", "Mon 09 14:00"),
+        ("update-due", "breach", "Tue 10 10:00"),
+        ("update-due", "warning", "Tue 10 14:00"),
+        ("update-due", "breach", "Thu 12 10:00"),  # Wednesday is a holiday
+        ("update-due", "warning", "Thu 12 16:00"),
+        ("update-due", "breach", "Fri 13 12:00"),
+    ]
