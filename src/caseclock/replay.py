@@ -23,6 +23,7 @@ from caseclock.core.facts import InboundEvent
 from caseclock.core.policy import Policy
 from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
+from caseclock.core.status import case_status
 from caseclock.core.timeutil import to_us
 
 
@@ -177,8 +178,11 @@ def run_replay(
     *,
     until: int | None = None,
     strict: bool = False,
+    status: IO[bytes] | None = None,
 ) -> Summary:
-    """The `caseclock replay` command: alerts as JSON lines on `out`, summary on `errors`.
+    """The `caseclock replay` command: alerts as JSON lines on `out`, summary on `errors`,
+    and with `status` the final status of every opened case (core/status.py) as JSON lines,
+    ordered by case id, as of the horizon.
 
     Alerts are written as soon as no later alert can sort before them (fired_at is monotonic
     on the virtual clock), so memory does not grow with the length of the history.
@@ -206,18 +210,30 @@ def run_replay(
             flush(r.now)
     pending.extend(r.finish(until if until is not None else latest))
     flush(None)
+    if status is not None and r.now is not None:
+        for key in sorted(r.states):
+            st = case_status(r.engine, r.states[key], r.now)
+            if st is not None:
+                status.write(st.to_json() + b"\n")
     print(r.summary.render(len(r.states)), file=errors)
     return r.summary
 
 
-def main_replay(path: str, policy: Policy, until: int | None, strict: bool) -> int:
+def main_replay(
+    path: str, policy: Policy, until: int | None, strict: bool, status_path: str | None = None
+) -> int:
     src = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    status = None if status_path is None else open(status_path, "wb")  # noqa: SIM115
     try:
-        run_replay(src, policy, sys.stdout.buffer, sys.stderr, until=until, strict=strict)
+        run_replay(
+            src, policy, sys.stdout.buffer, sys.stderr, until=until, strict=strict, status=status
+        )
     except Rejected:
         return 2
     finally:
         if src is not sys.stdin.buffer:
             src.close()
+        if status is not None:
+            status.close()
         sys.stdout.flush()
     return 0

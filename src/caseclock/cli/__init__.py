@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until", type=_timestamp, help="horizon (RFC 3339); default: latest event")
     r.add_argument("--policy", help="policy file (TOML); default: built-in support-plus")
     r.add_argument("--strict", action="store_true", help="stop at the first invalid line")
+    r.add_argument(
+        "--status",
+        metavar="FILE",
+        help="write every opened case's final SLA status (JSON lines) to FILE",
+    )
 
     s = sub.add_parser("schemas", help="write JSON Schemas and the AsyncAPI document")
     s.add_argument("--out", default="schemas", help="output directory (default: schemas)")
@@ -52,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             from caseclock.replay import main_replay
 
-            return main_replay(args.events, load_policy(args.policy), args.until, args.strict)
+            return main_replay(
+                args.events, load_policy(args.policy), args.until, args.strict, args.status
+            )
         if args.command == "worker":
             from caseclock.cli.worker import run_worker
 

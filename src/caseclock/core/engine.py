@@ -22,7 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from caseclock.core.alerts import Alert, AlertType, Stage, alert_id
-from caseclock.core.calendars import Calendar
+from caseclock.core.counted import NO_STOPS as _NO_STOPS
+from caseclock.core.counted import add as _add
+from caseclock.core.counted import elapsed as _elapsed
+from caseclock.core.counted import merge as _merge
 from caseclock.core.facts import (
     CaseNoted,
     CaseOpened,
@@ -38,6 +41,7 @@ from caseclock.core.state import (
     ACK_BREACHED,
     ACK_WARNED,
     ELEVATED,
+    ELEVATED_TIMED,
     MAX_RESOLUTION_FACTS,
     MAX_STATUS_FACTS,
     SEEN_BYTES,
@@ -210,7 +214,7 @@ class Engine:
         if cur is None:
             return None
         plan, rule, _ = cur
-        stops = self._stops(state, plan) if state.statuses or state.resolutions else _NO_STOPS
+        stops = self.stops(state, plan) if state.statuses or state.resolutions else _NO_STOPS
         took = _elapsed(rule.calendar, stops, state.opened_at, state.comm_first)
         deadline = _add(
             rule.calendar, stops, state.opened_at, rule.window("acknowledge", state.opened_at)
@@ -286,7 +290,7 @@ class Engine:
                 trim_before(s.resolutions, hr)
 
     @staticmethod
-    def _stops(s: CaseState, plan: Plan) -> list[tuple[int, int | None]]:
+    def stops(s: CaseState, plan: Plan) -> list[tuple[int, int | None]]:
         """The stretches during which no window counts, sorted and disjoint: `[start, end)`,
         end None for a stretch still going on.
 
@@ -374,7 +378,7 @@ class Engine:
             return _Point(due, "elevate-to-l2", "action", "no-eta-or-workaround")
         return None
 
-    def _update_clock(
+    def update_clock(
         self, s: CaseState, plan: Plan, rule: PriorityRule, stops: list[tuple[int, int | None]]
     ) -> tuple[int | None, int, int, int | None, int, int] | None:
         """(eta_point, anchor, window, warn_offset, start, e_start) of the update clock.
@@ -424,7 +428,7 @@ class Engine:
     def _update_next(
         self, s: CaseState, plan: Plan, rule: PriorityRule, stops: list[tuple[int, int | None]]
     ) -> int | None:
-        clock = self._update_clock(s, plan, rule, stops)
+        clock = self.update_clock(s, plan, rule, stops)
         if clock is None:
             return None
         eta_point, anchor, window, warn, _, e_start = clock
@@ -450,7 +454,7 @@ class Engine:
         """The update clock's pending points due by `now`. Only what evaluate() needs is
         listed: the first and last breach, the warnings around them (so their count tells a
         catch-up), never the whole run of windows a long outage spans."""
-        clock = self._update_clock(s, plan, rule, stops)
+        clock = self.update_clock(s, plan, rule, stops)
         if clock is None:
             return []
         eta_point, anchor, window, warn, _, e_start = clock
@@ -504,8 +508,8 @@ class Engine:
         if s.comm_first is None and s.emitted & (ACK_WARNED | ACK_BREACHED) == ACK_WARNED:
             out.append("ack")
         if s.update_through is not None:
-            stops = self._stops(s, plan)
-            clock = self._update_clock(s, plan, rule, stops)
+            stops = self.stops(s, plan)
+            clock = self.update_clock(s, plan, rule, stops)
             if clock is not None:
                 eta_point, _, window, warn, start, e_start = clock
                 if eta_point is None and warn is not None and start == s.update_through:
@@ -527,9 +531,9 @@ class Engine:
         if cur is None:
             return None
         plan, rule, since = cur
-        stops = self._stops(s, plan) if s.statuses or rz else _NO_STOPS
+        stops = self.stops(s, plan) if s.statuses or rz else _NO_STOPS
         if stops and stops[-1][1] is None:  # paused now: only an ETA can come out
-            clock = self._update_clock(s, plan, rule, stops)
+            clock = self.update_clock(s, plan, rule, stops)
             return None if clock is None else clock[0]
         best: int | None = None
         emitted = s.emitted
@@ -577,13 +581,13 @@ class Engine:
         if cur is None:
             return []
         plan, rule, since = cur
-        stops = self._stops(s, plan) if s.statuses or s.resolutions else _NO_STOPS
+        stops = self.stops(s, plan) if s.statuses or s.resolutions else _NO_STOPS
         out: list[Alert] = []
         if stops and stops[-1][1] is None:
             # Paused now (the latest status is a pause status): every point is held, also
             # one that fell due before the pause began and is learned or recomputed while it
             # lasts; they come out with the catch-up rule when it ends. Only eta-passed fires.
-            clock = self._update_clock(s, plan, rule, stops)
+            clock = self.update_clock(s, plan, rule, stops)
             if clock is not None and clock[0] is not None and clock[0] <= now:
                 p = _Point(clock[0], "update-due", "breach", "eta-passed")
                 s.update_through = p.at
@@ -598,7 +602,7 @@ class Engine:
 
         el = self._elevation_point(s, rule, since, stops)
         if el is not None and el.at <= now:
-            s.emitted |= ELEVATED
+            s.emitted |= ELEVATED | (ELEVATED_TIMED if el.reason == "no-eta-or-workaround" else 0)
             out.append(self._alert(s, plan, rule, el, stamp, False))
 
         upd = self._update_due(s, plan, rule, now, stops)
@@ -643,62 +647,6 @@ def _window(rule: PriorityRule, name: str, start: int) -> int:
         return rule.window(name, start)
     value: int = getattr(rule, name)
     return value
-
-
-_NO_STOPS: list[tuple[int, int | None]] = []
-"""Shared and never mutated: the stops of a case that was never paused nor resolved."""
-
-
-def _merge(
-    a: list[tuple[int, int | None]], b: list[tuple[int, int | None]]
-) -> list[tuple[int, int | None]]:
-    """The union of two sorted lists of disjoint stretches, sorted and disjoint."""
-    out: list[tuple[int, int | None]] = []
-    for lo, hi in sorted(a + b, key=lambda x: x[0]):
-        if out:
-            plo, phi = out[-1]
-            if phi is None:
-                break
-            if lo <= phi:
-                out[-1] = (plo, None if hi is None else max(phi, hi))
-                continue
-        out.append((lo, hi))
-    return out
-
-
-def _add(cal: Calendar, stops: list[tuple[int, int | None]], t: int, d: int) -> int | None:
-    """The deadline of a window of counted length `d` opened at `t`: the earliest instant by
-    which `d` of the calendar's open time outside the stops has elapsed, or None when a stop
-    that never ends comes first. A deadline never lies inside a stop: one that would fall
-    exactly where a stop begins is owed where that stop ends (the pause came in time)."""
-    if not stops:
-        return t + d if cal.always_open else cal.add(t, d)
-    r = d
-    for lo, hi in stops:
-        if hi is not None and hi <= t:
-            continue
-        if lo > t:
-            end = cal.add(t, r)
-            if end < lo:
-                return end
-            r -= cal.elapsed(t, lo)
-        if hi is None:
-            return None
-        t = hi
-    return cal.add(t, r)
-
-
-def _elapsed(cal: Calendar, stops: list[tuple[int, int | None]], a: int, b: int) -> int:
-    """Counted time in [a, b): the calendar's open time there, less the stops within it."""
-    total = cal.elapsed(a, b)
-    for lo, hi in stops:
-        if lo >= b:
-            break
-        x = a if lo < a else lo
-        y = b if hi is None or hi > b else hi
-        if y > x:
-            total -= cal.elapsed(x, y)
-    return total
 
 
 def _resolved_at(s: CaseState, t: int) -> bool:

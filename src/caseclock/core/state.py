@@ -28,6 +28,10 @@ below it the trim costs more than the facts it would save."""
 ACK_WARNED: Final = 1
 ACK_BREACHED: Final = 2
 ELEVATED: Final = 4
+ELEVATED_TIMED: Final = 8
+"""With ELEVATED: the elevation was the timed one (no ETA or workaround in time), a breach of
+the elevation promise, not the action of entering an immediate priority (rows written before
+this flag existed lack it)."""
 
 
 def digest(event_id: str) -> bytes:

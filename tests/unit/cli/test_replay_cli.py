@@ -81,3 +81,20 @@ def test_bad_until_and_bad_policy_are_usage_errors(tmp_path: Path) -> None:
     bad.write_text("[plans.x.priorities.1]\nacknowledge='1h'\n")
     res = cli("replay", str(write(tmp_path)), "--policy", str(bad))
     assert res.returncode == 2 and b"update_every" in res.stderr
+
+
+def test_replay_writes_the_final_status_of_every_case(tmp_path: Path) -> None:
+    out = tmp_path / "status.jsonl"
+    res = cli("replay", str(write(tmp_path)), "--until", ts(9), "--status", str(out))
+    assert res.returncode == 0, res.stderr
+    docs = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert [d["case_id"] for d in docs] == ["C1", "C2"]
+    c1, c2 = ({c["clock"]: c for c in d["clocks"]} for d in docs)
+    # C1 (P1) never acknowledged: breached at 1 h; elevated at once (an action, no clock).
+    assert (c1["ack"]["state"], c1["ack"]["at"]) == ("breached", ts(1))
+    assert docs[0]["elevated"] and "elevation" not in c1
+    # C2 (P2) acknowledged at 1 h: in time; its update due at 49 h; elevated at 8 h.
+    assert (c2["ack"]["state"], c2["ack"]["at"]) == ("fulfilled", ts(1))
+    assert (c2["update"]["state"], c2["update"]["deadline"]) == ("running", ts(49))
+    assert (c2["elevation"]["state"], c2["elevation"]["at"]) == ("breached", ts(8))
+    assert all(d["as_of"] == ts(9) for d in docs)

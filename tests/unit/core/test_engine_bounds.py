@@ -52,7 +52,7 @@ def test_the_worst_case_state_fits_the_documented_bound() -> None:
     s.opened_at, s.open_tb, s.plan = NOW, 2**64 - 1, worst
     s.customer_id, s.subject = worst, "\x01" * 1024
     s.comm_first = s.comm_last = s.eta_or_workaround = s.eta_set_at = s.eta = NOW
-    s.eta_tb, s.emitted, s.update_through = 2**64 - 1, 7, NOW
+    s.eta_tb, s.emitted, s.update_through = 2**64 - 1, 15, NOW
     s.seen = b"\xff" * 8 * SEEN_DIGESTS
     s.priorities = [(NOW + i, 2**64 - 1, 3) for i in range(MAX_PRIORITY_FACTS)]
     s.statuses = [(NOW + i, 2**64 - 1, 2**64 - 1) for i in range(MAX_STATUS_FACTS)]
