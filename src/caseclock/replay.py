@@ -23,8 +23,9 @@ from caseclock.core.facts import InboundEvent
 from caseclock.core.policy import Policy
 from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
-from caseclock.core.status import case_status
+from caseclock.core.status import CaseStatus, case_status
 from caseclock.core.timeutil import to_us
+from caseclock.core.transitions import SlaEvent, transitions
 
 
 def alert_sort_key(a: Alert) -> tuple[object, ...]:
@@ -68,12 +69,26 @@ class Summary:
 class Replayer:
     """Drives the engine over a sequence of events with a virtual clock."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, sla_events: bool = False) -> None:
         self.engine = Engine(policy)
         self.states: dict[str, CaseState] = {}
         self.index = DeadlineIndex()
         self.now: int | None = None
         self.summary = Summary()
+        self.sla_events: list[SlaEvent] | None = [] if sla_events else None
+        """With sla_events: the clock transitions of every step, in order (core/transitions)."""
+        self._statuses: dict[str, CaseStatus] = {}
+        """The status each case's transitions were last taken from."""
+
+    def _transitions(self, state: CaseState) -> None:
+        """Record what changed in the case's status since its last step."""
+        if self.sla_events is None or self.now is None:
+            return
+        after = case_status(self.engine, state, self.now)
+        if after is None:
+            return
+        self.sla_events.extend(transitions(self._statuses.get(state.case_id), after))
+        self._statuses[state.case_id] = after
 
     def feed(self, ev: InboundEvent) -> list[Alert]:
         """Advance the clock to the event's time, then apply it. Returns the alerts fired."""
@@ -100,6 +115,7 @@ class Replayer:
             self.summary.duplicates += 1
             return out
         self.summary.events += 1
+        self._transitions(state)
         if not was_open and state.opened:
             tto = self.engine.time_to_open(state)
             if tto is not None and tto[2]:
@@ -131,6 +147,8 @@ class Replayer:
             if not alerts and nxt is not None and nxt <= at:
                 raise RuntimeError(f"engine made no progress on case {key!r} at {at}")
             self.index.schedule(key, nxt)
+            if alerts:
+                self._transitions(state)
             for a in alerts:
                 self.summary.alerts[(a.type, a.stage)] += 1
                 if breach_clock(a) is not None:
@@ -179,17 +197,25 @@ def run_replay(
     until: int | None = None,
     strict: bool = False,
     status: IO[bytes] | None = None,
+    sla_events: IO[bytes] | None = None,
 ) -> Summary:
     """The `caseclock replay` command: alerts as JSON lines on `out`, summary on `errors`,
     and with `status` the final status of every opened case (core/status.py) as JSON lines,
-    ordered by case id, as of the horizon.
+    ordered by case id, as of the horizon; with `sla_events` every clock transition
+    (core/transitions.py) as JSON lines, in the order of the steps that made them.
 
     Alerts are written as soon as no later alert can sort before them (fired_at is monotonic
     on the virtual clock), so memory does not grow with the length of the history.
     """
-    r = Replayer(policy)
+    r = Replayer(policy, sla_events=sla_events is not None)
     pending: list[Alert] = []
     latest: int | None = None
+
+    def flush_transitions() -> None:
+        if sla_events is not None and r.sla_events:
+            for e in r.sla_events:
+                sla_events.write(e.to_json() + b"\n")
+            r.sla_events.clear()
 
     def flush(before: int | None) -> None:
         nonlocal pending
@@ -208,8 +234,10 @@ def run_replay(
         pending.extend(r.feed(ev))
         if len(pending) > 256:
             flush(r.now)
+        flush_transitions()
     pending.extend(r.finish(until if until is not None else latest))
     flush(None)
+    flush_transitions()
     if status is not None and r.now is not None:
         for key in sorted(r.states):
             st = case_status(r.engine, r.states[key], r.now)
@@ -220,13 +248,26 @@ def run_replay(
 
 
 def main_replay(
-    path: str, policy: Policy, until: int | None, strict: bool, status_path: str | None = None
+    path: str,
+    policy: Policy,
+    until: int | None,
+    strict: bool,
+    status_path: str | None = None,
+    sla_events_path: str | None = None,
 ) -> int:
     src = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     status = None if status_path is None else open(status_path, "wb")  # noqa: SIM115
+    events = None if sla_events_path is None else open(sla_events_path, "wb")  # noqa: SIM115
     try:
         run_replay(
-            src, policy, sys.stdout.buffer, sys.stderr, until=until, strict=strict, status=status
+            src,
+            policy,
+            sys.stdout.buffer,
+            sys.stderr,
+            until=until,
+            strict=strict,
+            status=status,
+            sla_events=events,
         )
     except Rejected:
         return 2
@@ -235,5 +276,7 @@ def main_replay(
             src.close()
         if status is not None:
             status.close()
+        if events is not None:
+            events.close()
         sys.stdout.flush()
     return 0

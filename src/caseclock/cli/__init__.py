@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write every opened case's final SLA status (JSON lines) to FILE",
     )
+    r.add_argument(
+        "--sla-events",
+        metavar="FILE",
+        help="write every clock transition (started, paused, fulfilled, ...) to FILE",
+    )
 
     s = sub.add_parser("schemas", help="write JSON Schemas and the AsyncAPI document")
     s.add_argument("--out", default="schemas", help="output directory (default: schemas)")
@@ -58,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from caseclock.replay import main_replay
 
             return main_replay(
-                args.events, load_policy(args.policy), args.until, args.strict, args.status
+                args.events,
+                load_policy(args.policy),
+                args.until,
+                args.strict,
+                args.status,
+                args.sla_events,
             )
         if args.command == "worker":
             from caseclock.cli.worker import run_worker

@@ -25,7 +25,7 @@ was reported).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
@@ -60,6 +60,11 @@ class ClockStatus:
     left_us: int | None = None
     """Counted time left before the deadline, as of the status's instant (open clocks)."""
     calendar: str = "24x7"
+    elapsed_us: int = 0
+    """Counted time from the start to `at` (closed clocks) or to the status's instant."""
+    missed_started_us: int | None = None
+    """A breached update clock: when the missed window began (`at` is its deadline; the
+    current window began there)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +76,7 @@ class ClockStatus:
             "started": _iso(self.started_us),
             "target_seconds": self.target_us / 1e6,
             "left_seconds": None if self.left_us is None else self.left_us / 1e6,
+            "elapsed_seconds": self.elapsed_us / 1e6,
             "calendar": self.calendar,
         }
 
@@ -88,6 +94,10 @@ class CaseStatus:
     elevated: bool
     clocks: tuple[ClockStatus, ...]
     customer_id: str | None = None
+    paused_since_us: int | None = None
+    """When the pause in force began (paused cases)."""
+    resumed_us: int | None = None
+    """When the latest pause or resolved stretch that ended, ended."""
 
     def clock(self, name: ClockName) -> ClockStatus | None:
         return next((c for c in self.clocks if c.clock == name), None)
@@ -108,6 +118,7 @@ class CaseStatus:
             "opened_at": _iso(self.opened_us),
             "as_of": _iso(self.as_of_us),
             "paused": self.paused,
+            "paused_since": _iso(self.paused_since_us),
             "resolved": self.resolved,
             "elevated": self.elevated,
             "clocks": [c.to_dict() for c in self.clocks],
@@ -153,8 +164,10 @@ def case_status(engine: Engine, s: CaseState, now: int) -> CaseStatus | None:
                 first.calendar.add(s.reported_at, limit),
                 at_us=s.opened_at,
                 calendar=first.calendar.name,
+                elapsed_us=tto[1],
             )
         )
+    closed = [hi for _, hi in stops if hi is not None and hi <= now]
     return CaseStatus(
         s.case_id,
         plan.name,
@@ -165,9 +178,19 @@ def case_status(engine: Engine, s: CaseState, now: int) -> CaseStatus | None:
         paused,
         resolved,
         bool(s.emitted & ELEVATED),
-        tuple(clocks),
+        tuple(_with_elapsed(c, rule, stops, now) for c in clocks),
         s.customer_id,
+        stops[-1][0] if paused else None,
+        closed[-1] if closed else None,
     )
+
+
+def _with_elapsed(c: ClockStatus, rule: PriorityRule, stops: Stops, now: int) -> ClockStatus:
+    """The clock with its counted time from its start to its close (or to `now`)."""
+    end = now if c.at_us is None else c.at_us
+    if c.clock == "time_to_open" or end <= c.started_us:  # time to open: already counted
+        return c
+    return replace(c, elapsed_us=elapsed(rule.calendar, stops, c.started_us, end))
 
 
 def _open_state(paused: bool) -> ClockState:
@@ -275,6 +298,9 @@ def _update(
         at_us=add(cal, stops, anchor, (k - 1) * window) if missed else None,
         left_us=left,
         calendar=cal.name,
+        missed_started_us=(
+            None if not missed else anchor if k == 2 else add(cal, stops, anchor, (k - 2) * window)
+        ),
     )
 
 

@@ -98,3 +98,19 @@ def test_replay_writes_the_final_status_of_every_case(tmp_path: Path) -> None:
     assert (c2["update"]["state"], c2["update"]["deadline"]) == ("running", ts(49))
     assert (c2["elevation"]["state"], c2["elevation"]["at"]) == ("breached", ts(8))
     assert all(d["as_of"] == ts(9) for d in docs)
+
+
+def test_replay_writes_every_clock_transition(tmp_path: Path) -> None:
+    out = tmp_path / "sla.jsonl"
+    res = cli("replay", str(write(tmp_path)), "--until", ts(9), "--sla-events", str(out))
+    assert res.returncode == 0, res.stderr
+    docs = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    c2 = [(d["obligation"], d["transition"], d["at"]) for d in docs if d["case_id"] == "C2"]
+    assert c2[:4] == [
+        ("ack", "started", ts(0)),
+        ("elevation", "started", ts(0)),
+        ("ack", "fulfilled", ts(1)),
+        (f"update@{ts(1)}", "started", ts(1)),
+    ]
+    assert ("elevation", "breached", ts(8)) in c2
+    assert len({d["event_id"] for d in docs}) == len(docs)

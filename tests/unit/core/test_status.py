@@ -159,6 +159,7 @@ def test_the_json_form() -> None:
         "started": "2026-01-05T09:00:00Z",
         "target_seconds": 3600.0,
         "left_seconds": 1800.0,
+        "elapsed_seconds": 1800.0,
         "calendar": "24x7",
     }
 
