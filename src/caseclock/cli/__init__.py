@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write every clock transition (started, paused, fulfilled, ...) to FILE",
     )
 
+    x = sub.add_parser("explain", help="one case's status and timeline, in words, from a history")
+    x.add_argument("case_id", help="the case to explain")
+    x.add_argument("--history", required=True, help="events file (JSON lines), or - for stdin")
+    x.add_argument("--until", type=_timestamp, help="horizon (RFC 3339); default: latest event")
+    x.add_argument("--policy", help="policy file (TOML); default: built-in support-plus")
+    x.add_argument("--json", action="store_true", help="the case API's JSON document instead")
+
     s = sub.add_parser("schemas", help="write JSON Schemas and the AsyncAPI document")
     s.add_argument("--out", default="schemas", help="output directory (default: schemas)")
     s.add_argument("--check", action="store_true", help="fail if the files differ instead")
@@ -69,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.strict,
                 args.status,
                 args.sla_events,
+            )
+        if args.command == "explain":
+            from caseclock.explain import main_explain
+
+            return main_explain(
+                args.case_id, args.history, load_policy(args.policy), args.until, args.json
             )
         if args.command == "worker":
             from caseclock.cli.worker import run_worker
