@@ -1,8 +1,9 @@
 """The package layout is the architecture: imports point one way only.
 
-core <- contracts <- replay, live <- cli. The core (facts, state, fold, clocks, alerts, policy,
-calendars, schedule, time) imports nothing of the others and no I/O library, so the live
-worker and replay cannot drive different rules, and the core is testable without a broker.
+core <- contracts <- replay (<- explain), live <- cli. The core (facts, state, fold, clocks,
+alerts, policy, calendars, schedule, time) imports nothing of the others and no I/O library,
+so the live worker and replay cannot drive different rules, and the core is testable without
+a broker.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "contracts": {"core", "contracts", ""},
     "replay": {"core", "contracts", "replay"},
+    "explain": {"core", "contracts", "replay", "explain"},
     "live": {"core", "contracts", "live"},
-    "cli": {"core", "contracts", "live", "replay", "cli", ""},
+    "cli": {"core", "contracts", "live", "replay", "explain", "cli", ""},
 }
 FORBIDDEN_LIBS: dict[str, set[str]] = {
     "core": {"faust", "aiokafka", "kafka", "prometheus_client", "mode", "socket", "asyncio"},
     "contracts": {"faust", "aiokafka", "kafka", "prometheus_client", "mode"},
     "replay": {"faust", "aiokafka", "kafka", "prometheus_client", "mode"},
+    "explain": {"faust", "aiokafka", "kafka", "prometheus_client", "mode"},
 }
 
 
