@@ -22,7 +22,7 @@ from caseclock.core.alerts import Alert
 from caseclock.core.facts import CaseNoted, CaseOpened, EtaSet, InboundEvent, StatusChanged
 from caseclock.core.policy import Policy
 from caseclock.core.status import CaseStatus, case_status
-from caseclock.core.timeutil import from_us, to_us
+from caseclock.core.timeutil import format_instant, from_us, to_us
 from caseclock.core.transitions import SlaEvent
 from caseclock.replay import Replayer, Summary, read_events
 
@@ -50,7 +50,7 @@ class Explanation:
             "facts_total": self.facts_seen,
             "facts": [
                 {
-                    "arrived": _iso(arrived),
+                    "arrived": format_instant(arrived),
                     "applied": applied,
                     "event": ev.model_dump(mode="json", exclude_none=True),
                     "words": fact_in_words(ev),
@@ -139,10 +139,6 @@ def explain(
 
 
 # --- in words ----------------------------------------------------------------------------------
-
-
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
 
 
 def _clock(us: int) -> str:

@@ -32,7 +32,7 @@ import orjson
 
 from caseclock.core.counted import NO_STOPS, Stops, add, elapsed
 from caseclock.core.state import ACK_BREACHED, ELEVATED, ELEVATED_TIMED, CaseState
-from caseclock.core.timeutil import from_us
+from caseclock.core.timeutil import format_instant
 
 if TYPE_CHECKING:
     from caseclock.core.engine import Engine
@@ -129,7 +129,7 @@ class CaseStatus:
 
 
 def _iso(us: int | None) -> str | None:
-    return None if us is None else from_us(us).isoformat().replace("+00:00", "Z")
+    return None if us is None else format_instant(us)
 
 
 def case_status(engine: Engine, s: CaseState, now: int) -> CaseStatus | None:

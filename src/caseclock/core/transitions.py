@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from caseclock.core.status import CaseStatus, ClockState, ClockStatus
-from caseclock.core.timeutil import from_us
+from caseclock.core.timeutil import format_instant
 
 Transition = Literal["started", "paused", "resumed", "fulfilled", "breached", "cancelled"]
 TRANSITIONS: Final = ("started", "paused", "resumed", "fulfilled", "breached", "cancelled")
@@ -62,8 +62,8 @@ class SlaEvent:
             "obligation": self.obligation,
             "clock": self.clock,
             "transition": self.transition,
-            "at": _iso(self.at_us),
-            "deadline": None if self.deadline_us is None else _iso(self.deadline_us),
+            "at": format_instant(self.at_us),
+            "deadline": None if self.deadline_us is None else format_instant(self.deadline_us),
             "target_seconds": self.target_us / 1e6,
             "elapsed_seconds": self.elapsed_us / 1e6,
             "calendar": self.calendar,
@@ -76,12 +76,8 @@ class SlaEvent:
         return orjson.dumps(self.to_dict())
 
 
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
-
-
 def obligation_of(c: ClockStatus) -> str:
-    return f"update@{_iso(c.started_us)}" if c.clock == "update" else c.clock
+    return f"update@{format_instant(c.started_us)}" if c.clock == "update" else c.clock
 
 
 def record_id(case_id: str, obligation: str, transition: str, at_us: int) -> str:
