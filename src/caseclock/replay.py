@@ -25,7 +25,7 @@ from caseclock.core.schedule import DeadlineIndex
 from caseclock.core.state import CaseState
 from caseclock.core.status import CaseStatus, case_status
 from caseclock.core.timeutil import to_us
-from caseclock.core.transitions import SlaEvent, transitions
+from caseclock.core.transitions import Attainment, AttainmentKey, SlaEvent, transitions
 
 
 def alert_sort_key(a: Alert) -> tuple[object, ...]:
@@ -198,23 +198,29 @@ def run_replay(
     strict: bool = False,
     status: IO[bytes] | None = None,
     sla_events: IO[bytes] | None = None,
+    attainment: bool = False,
 ) -> Summary:
     """The `caseclock replay` command: alerts as JSON lines on `out`, summary on `errors`,
     and with `status` the final status of every opened case (core/status.py) as JSON lines,
     ordered by case id, as of the horizon; with `sla_events` every clock transition
-    (core/transitions.py) as JSON lines, in the order of the steps that made them.
+    (core/transitions.py) as JSON lines, in the order of the steps that made them; with
+    `attainment` the obligations met and missed by plan, priority, clock and calendar, beside
+    the policy's objectives, in the summary.
 
     Alerts are written as soon as no later alert can sort before them (fired_at is monotonic
     on the virtual clock), so memory does not grow with the length of the history.
     """
-    r = Replayer(policy, sla_events=sla_events is not None)
+    r = Replayer(policy, sla_events=sla_events is not None or attainment)
     pending: list[Alert] = []
     latest: int | None = None
+    counted = Attainment()
 
     def flush_transitions() -> None:
-        if sla_events is not None and r.sla_events:
+        if r.sla_events:
             for e in r.sla_events:
-                sla_events.write(e.to_json() + b"\n")
+                counted.add(e)
+                if sla_events is not None:
+                    sla_events.write(e.to_json() + b"\n")
             r.sla_events.clear()
 
     def flush(before: int | None) -> None:
@@ -244,7 +250,26 @@ def run_replay(
             if st is not None:
                 status.write(st.to_json() + b"\n")
     print(r.summary.render(len(r.states)), file=errors)
+    if attainment:
+        print(render_attainment(counted.counts(), policy), file=errors)
     return r.summary
+
+
+def render_attainment(counts: dict[AttainmentKey, tuple[int, int]], policy: Policy) -> str:
+    """Attainment lines: met / all, the percentage, and the objective when the policy states
+    one (marked when below it)."""
+    lines = ["attainment (met in time / judged):"]
+    if not counts:
+        lines.append("  nothing judged yet")
+    for (plan, priority, clock, calendar), (met, missed) in sorted(counts.items()):
+        rule = policy.plans[plan].priorities.get(priority) if plan in policy.plans else None
+        objective = None if rule is None else rule.objectives.get(clock)
+        ratio = met / (met + missed)
+        line = f"  {plan} P{priority} {clock} ({calendar}): {met}/{met + missed} = {ratio:.1%}"
+        if objective is not None:
+            line += f", objective {objective:.1%}" + (" BELOW" if ratio < objective else "")
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main_replay(
@@ -254,6 +279,7 @@ def main_replay(
     strict: bool,
     status_path: str | None = None,
     sla_events_path: str | None = None,
+    attainment: bool = False,
 ) -> int:
     src = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     status = None if status_path is None else open(status_path, "wb")  # noqa: SIM115
@@ -268,6 +294,7 @@ def main_replay(
             strict=strict,
             status=status,
             sla_events=events,
+            attainment=attainment,
         )
     except Rejected:
         return 2

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write every clock transition (started, paused, fulfilled, ...) to FILE",
     )
+    r.add_argument(
+        "--attainment",
+        action="store_true",
+        help="add obligations met and missed (by plan, priority, clock) to the summary",
+    )
 
     x = sub.add_parser("explain", help="one case's status and timeline, in words, from a history")
     x.add_argument("case_id", help="the case to explain")
@@ -76,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.strict,
                 args.status,
                 args.sla_events,
+                args.attainment,
             )
         if args.command == "explain":
             from caseclock.explain import main_explain

@@ -27,6 +27,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from caseclock.core.timeutil import US, parse_duration
@@ -64,6 +65,14 @@ def _no_business_days() -> Mapping[str, int]:
     return MappingProxyType({})
 
 
+def _no_objectives() -> Mapping[str, float]:
+    return MappingProxyType({})
+
+
+OBJECTIVE_CLOCKS: Final = ("ack", "update", "elevation", "time_to_open")
+"""The clocks a priority may state an attainment objective for (docs/semantics.md 8)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PriorityRule:
     """The windows of one priority, in microseconds."""
@@ -84,6 +93,10 @@ class PriorityRule:
     the nominal N x the calendar's longest open day, so that figures made from the fields
     alone (histogram buckets) stay of the right size. Compared, so that a policy fingerprint
     tells "2bd" from "16h" on a calendar of 8-hour days; not hashed (a mapping is not)."""
+    objectives: Mapping[str, float] = field(default_factory=_no_objectives, hash=False)
+    """Attainment objectives: clock (one of OBJECTIVE_CLOCKS) -> the fraction of its
+    obligations to be met in time (0.95: 95% of acknowledgements on time). Deadlines do not
+    depend on them; attainment is judged against them."""
 
     def __post_init__(self) -> None:
         days = MappingProxyType(dict(self.business_days))
@@ -95,6 +108,7 @@ class PriorityRule:
             if getattr(self, name) is None:
                 raise ValueError(f"business_days.{name}: the priority has no such window")
         object.__setattr__(self, "business_days", days)
+        object.__setattr__(self, "objectives", MappingProxyType(dict(self.objectives)))
 
     def window(self, name: str, start: int) -> int:
         """The counted length (us) of window `name` (one of WINDOWS) when it starts at
@@ -219,6 +233,29 @@ class _PriorityDoc(BaseModel):
     time_to_open: _Written | None = None
     elevate: str = "never"
     calendar: str | None = None
+    objectives: dict[Literal["ack", "update", "elevation", "time_to_open"], float] = {}
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for clock, x in v.items():
+                if isinstance(x, bool) or not isinstance(x, int | float) or not 0 < x <= 1:
+                    raise ValueError(
+                        f"{clock}: an objective is a fraction of obligations met in time, "
+                        f"above 0 and at most 1 (0.95 for 95%), got {x!r}"
+                    )
+        return v
+
+    @model_validator(mode="after")
+    def _objectives_have_clocks(self) -> _PriorityDoc:
+        if "time_to_open" in self.objectives and self.time_to_open is None:
+            raise ValueError("objectives.time_to_open: the priority has no time_to_open window")
+        if "elevation" in self.objectives and self.elevate in ("immediately", "never"):
+            raise ValueError(
+                'objectives.elevation: only a timed elevation (elevate = "8h") can be met or missed'
+            )
+        return self
 
     @field_validator("acknowledge", "update_every", mode="before")
     @classmethod
@@ -441,6 +478,7 @@ def policy_from_mapping(doc: Mapping[str, Any], source: str = "<mapping>") -> Po
                 elevate_after=windows.get("elevate_after"),
                 calendar=cal,
                 business_days=days,
+                objectives={k: float(x) for k, x in rd.objectives.items()},
             )
         statuses = frozenset(pd.pause_statuses)
         plans[name] = Plan(

@@ -205,3 +205,29 @@ def _record(
         st.priority,
         sup,
     )
+
+
+AttainmentKey = tuple[str, int, str, str]
+"""(plan, priority, clock, calendar): the labels attainment is counted by (no case)."""
+
+
+class Attainment:
+    """Obligations met in time and missed, from the latest record of each obligation: what a
+    consumer of the transitions topic computes, so a breach superseded by a fulfilment counts
+    once, as met. Feed it records in order (`add`); read `counts`."""
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[str, str], SlaEvent] = {}
+
+    def add(self, e: SlaEvent) -> None:
+        self._latest[(e.case_id, e.obligation)] = e
+
+    def counts(self) -> dict[AttainmentKey, tuple[int, int]]:
+        out: dict[AttainmentKey, tuple[int, int]] = {}
+        for e in self._latest.values():
+            if e.transition not in ("fulfilled", "breached"):
+                continue
+            key = (e.plan, e.priority, e.clock, e.calendar)
+            met, missed = out.get(key, (0, 0))
+            out[key] = (met + 1, missed) if e.transition == "fulfilled" else (met, missed + 1)
+        return out

@@ -114,3 +114,21 @@ def test_replay_writes_every_clock_transition(tmp_path: Path) -> None:
     ]
     assert ("elevation", "breached", ts(8)) in c2
     assert len({d["event_id"] for d in docs}) == len(docs)
+
+
+def test_replay_reports_attainment_against_the_objectives(tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text(
+        '[plans.support-plus.priorities.1]\nacknowledge = "1h"\nupdate_every = "4h"\n'
+        'elevate = "immediately"\nobjectives = { ack = 0.95 }\n'
+        '[plans.support-plus.priorities.2]\nacknowledge = "4h"\nupdate_every = "48h"\n'
+        'elevate = "8h"\nobjectives = { ack = 0.5, elevation = 0.9 }\n'
+    )
+    res = cli(
+        "replay", str(write(tmp_path)), "--until", ts(9), "--policy", str(policy), "--attainment"
+    )
+    assert res.returncode == 0, res.stderr
+    text = res.stderr.decode()
+    assert "support-plus P1 ack (24x7): 0/1 = 0.0%, objective 95.0% BELOW" in text
+    assert "support-plus P2 ack (24x7): 1/1 = 100.0%, objective 50.0%\n" in text
+    assert "support-plus P2 elevation (24x7): 0/1 = 0.0%, objective 90.0% BELOW" in text

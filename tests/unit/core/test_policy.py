@@ -193,3 +193,25 @@ def test_a_case_opened_without_plan_gets_the_policys_default_plan() -> None:
         }
     )
     assert decode_event(raw, pol).plan == "gold"  # type: ignore[union-attr]
+
+
+def test_objectives_are_fractions_of_clocks_the_priority_has() -> None:
+    import pytest
+
+    from caseclock.core.policy import PolicyError, policy_from_toml
+
+    base = (
+        'default_plan = "p"\n[plans.p.priorities.1]\nacknowledge = "1h"\nupdate_every = "4h"\n'
+        'elevate = "immediately"\n'
+    )
+    ok = policy_from_toml(base + "objectives = { ack = 0.95, update = 1 }\n", "<t>")
+    assert dict(ok.plans["p"].priorities[1].objectives) == {"ack": 0.95, "update": 1.0}
+    for bad, says in [
+        ("objectives = { ack = 95 }", "above 0 and at most 1 (0.95 for 95%)"),
+        ("objectives = { elevation = 0.9 }", "only a timed elevation"),
+        ("objectives = { time_to_open = 0.9 }", "no time_to_open window"),
+        ("objectives = { nope = 0.9 }", "plans.p.priorities.1.objectives"),
+    ]:
+        with pytest.raises(PolicyError, match=r"plans\.p\.priorities\.1") as e:
+            policy_from_toml(base + bad + "\n", "<t>")
+        assert says in str(e.value)

@@ -117,3 +117,16 @@ def test_the_latest_record_of_each_obligation_is_the_final_status(
             assert got is not None, (case, c)
             state = "running" if c.clock == "update" and c.state == "breached" else c.state
             assert got.transition in expect[state], (case, c, got)
+
+
+def test_attainment_counts_the_latest_outcome_of_each_obligation() -> None:
+    """A breach superseded by a note in time counts once, as met."""
+    from caseclock.core.transitions import Attainment
+
+    _, records = run(
+        [opened("A", 0, 3), opened("B", 0, 3), opened("X", 9, 3), note("A", 7), note("B", 8.5)]
+    )
+    counted = Attainment()
+    for e in records:
+        counted.add(e)
+    assert counted.counts() == {("support-plus", 3, "ack", "24x7"): (1, 1)}
