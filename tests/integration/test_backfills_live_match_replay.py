@@ -12,6 +12,12 @@ backfills to a real worker and compare its alerts with `caseclock replay` of the
 sent (fed in the order they were sent, each at its occurred_at, on a clock that never goes
 back), as test_live_matches_replay.py does for live histories.
 
+Test 3 (issue 21, examples 3 and 4) checks deadlines as well: long histories (20 pauses in
+one update window, 10 resolve/reopen cycles before an acknowledgement) sent as a backfill
+dated so that the breach they extend is just past, whose due_at must be exact; and a pause
+learned late that begins exactly at an update deadline already emitted, on windows of
+seconds, which owes the moved point again.
+
 Alerts of a backfill are catch-ups emitted at arrival: live stamps them with its wall clock,
 replay with its virtual one, so they are compared by `alert_key` (no fired_at).
 
@@ -887,3 +893,322 @@ def check_histories(
             assert ("update-due", "breach", "eta-passed", False) in got, where
         if h.kind == "answered" and len(h.bursts) == 1 and not h.live:
             assert got == [], where
+
+
+# --- 3. long histories, and a late pause at an emitted deadline (issue 21, examples 3, 4) --------
+
+LATE_PAUSE_POLICY = (
+    HOURS_POLICY
+    + """
+# Windows of seconds, for the late pauses: P1 on a calendar open around the clock (a holiday
+# far away keeps it off the 24x7 fast path, so the worker runs the calendar arithmetic), P2
+# the same windows on 24x7.
+[calendars.round-the-clock]
+timezone = "Europe/Berlin"
+holidays = ["2099-01-01"]
+[calendars.round-the-clock.hours]
+mon = "00:00-24:00"
+tue = "00:00-24:00"
+wed = "00:00-24:00"
+thu = "00:00-24:00"
+fri = "00:00-24:00"
+sat = "00:00-24:00"
+sun = "00:00-24:00"
+
+[plans.fast]
+warn_fraction = 0.5
+calendar = "round-the-clock"
+pause_statuses = ["pending"]
+[plans.fast.priorities.1]
+acknowledge = "8s"
+update_every = "12s"
+elevate = "immediately"
+[plans.fast.priorities.2]
+calendar = "24x7"
+acknowledge = "8s"
+update_every = "12s"
+elevate = "immediately"
+"""
+)
+LONG_BURST_S = 2.0
+DUE_AGO = 5 * MINUTE
+"""The long histories are dated so that their extended deadline falls this long before the
+burst that brings them: a catch-up on arrival, whose due_at the test checks exactly."""
+PAUSES, PAUSE = 20, 30 * MINUTE
+CYCLES, RESOLVED = 10, HOUR
+CYCLES_ACK_S = LONG_BURST_S + 2.0
+P3_ACK, P3_UPDATE = 8 * HOUR, 120 * HOUR
+"""HOURS_POLICY's P3 windows."""
+FAST_OPEN_S = 0.3
+FAST_ACK_S = 1.3
+FAST_WINDOW = 12 * US
+"""plans.fast's update window: warning at 6 s, breach at 12 s after the acknowledgement."""
+D_S = FAST_ACK_S + FAST_WINDOW / US
+"""D: the first update breach of the fast cases (t0 + 13.3 s)."""
+LATE_AT = {"AT": 2.0, "BEFORE": 4.0}
+"""When (s after D) the late pause of each twin is sent, with a note on CLOCK."""
+PAUSE_FROM = {"AT": 0, "BEFORE": -US}
+"""Where (after D) each twin's late pause begins; both end at D + 1 s."""
+LATE_CUTOFF_S = D_S + 10.0
+SKEW = 250_000
+"""CASECLOCK_INPUT_SKEW (the default, 0.25 s): a deadline already past when a fact is
+applied is evaluated that long after it."""
+LATE_GUARD = 1_200_000
+"""A late pause is sent at least this long after D and before the next deadline it could move
+(the twins' update warning at D + 6 s): the precondition `check_late_timing` checks."""
+FAST_CASES = {"AT": 1, "BEFORE": 1, "AT-24x7": 2, "BEFORE-24x7": 2}
+"""The late-pause cases and their priorities in plans.fast."""
+
+
+def twin(case: str) -> str:
+    return case.removesuffix("-24x7")
+
+
+def build_long_and_late_script(dep: Deployment, t0: int) -> Script:
+    """Timeline (seconds after t0; D = 13.3; "ago" is before the burst is sent):
+
+    CLOCK   P3 opened at 0; a customer note before each burst and late pause (nothing)
+    PAUSES  burst at 2: P3 acknowledged 130 h 5 min ago, then 20 pauses of 30 min (pending
+            1 h after the acknowledgement, open 30 min later, every hour), opened 10 min
+            before the acknowledgement          update breach (catch-up) due 120 h + 10 h
+                                                after the acknowledgement: 5 min ago
+    CYCLES  burst at 2: P3 opened 18 h 5 min ago, resolved 20 min later and reopened an hour
+            after that, 10 times (every 80 min)  ack breach (catch-up) due 8 h + 10 h after
+                                                the opening: 5 min ago
+            acknowledged at 4 (live)            nothing more (updates owed 120 h later)
+    AT      P1 opened at 0.3, acknowledged at 1.3 (occurred_at exactly t0 + 1.3 s)
+                                                elevation 0.3; update w7.3 b13.3 (= D)
+            at D + 2: pending occurred at D exactly, open at D + 1 s
+                                                a second breach due D + 1, at once; w20.3
+    BEFORE  the same, the late pause from D - 1 s to D + 1 s, sent at D + 4
+                                                a second breach due D + 2, at once; w21.3
+    AT-24x7, BEFORE-24x7  the same twins on P2: the same windows on 24x7
+
+    In each burst a case's facts come first and its case-opened last: the worker evaluates a
+    case only once it is opened, so the skew after its last fact covers facts on the other
+    topics read a batch later, however many there are."""
+    s = Script(dep)
+    tick = {"author": "customer", "visibility": "public"}
+    s.event(0.0, "case-opened", "CLOCK", priority=3)
+
+    # Example 3: long histories, dated so that their extended deadlines are past at the burst.
+    s.event(LONG_BURST_S, "case-noted", "CLOCK", **tick)
+    acked = P3_UPDATE + PAUSES * PAUSE + DUE_AGO  # how long before the burst PAUSES was acked
+    for i in range(PAUSES):
+        pending = acked - HOUR - i * HOUR
+        s.event(
+            LONG_BURST_S, "status-changed", "PAUSES", status="pending", occurred_at=ago(pending)
+        )
+        s.event(
+            LONG_BURST_S,
+            "status-changed",
+            "PAUSES",
+            status="open",
+            occurred_at=ago(pending - PAUSE),
+        )
+    s.event(LONG_BURST_S, "case-noted", "PAUSES", occurred_at=ago(acked), **SUPPORT)
+    s.event(LONG_BURST_S, "case-opened", "PAUSES", priority=3, occurred_at=ago(acked + 10 * MINUTE))
+    opened = P3_ACK + CYCLES * RESOLVED + DUE_AGO  # how long before the burst CYCLES opened
+    for i in range(CYCLES):
+        resolved = opened - 20 * MINUTE - i * (RESOLVED + 20 * MINUTE)
+        s.event(LONG_BURST_S, "case-resolved", "CYCLES", occurred_at=ago(resolved))
+        s.event(LONG_BURST_S, "case-reopened", "CYCLES", occurred_at=ago(resolved - RESOLVED))
+    s.event(LONG_BURST_S, "case-opened", "CYCLES", priority=3, occurred_at=ago(opened))
+    # Acknowledged live, once the burst was judged: a late acknowledgement in the burst itself
+    # would answer the ack clock before it fires (section 4.1: a backfill is judged on its
+    # whole history, and the acknowledge window ends at any acknowledgement), leaving no
+    # deadline to check.
+    s.event(CYCLES_ACK_S, "case-noted", "CYCLES", label="CYCLES-ack", **SUPPORT)
+
+    # Example 4: acknowledged live; the first update breach fires live at D, then a pause
+    # learned late that begins at (or 1 s before) D and ends at D + 1 s.
+    ack = t0 + round(FAST_ACK_S * US)
+    d = ack + FAST_WINDOW
+    for case, priority in FAST_CASES.items():
+        s.event(
+            FAST_OPEN_S, "case-opened", case, priority=priority, plan="fast", label=f"{case}-open"
+        )
+        s.event(
+            FAST_ACK_S, "case-noted", case, occurred_at=iso(ack), label=f"{case}-ack", **SUPPORT
+        )
+    for name, after_d in LATE_AT.items():
+        at = round(D_S + after_d, 3)
+        s.event(at, "case-noted", "CLOCK", **tick)
+        for case in FAST_CASES:
+            if twin(case) == name:
+                begins = iso(d + PAUSE_FROM[name])
+                s.event(
+                    at,
+                    "status-changed",
+                    case,
+                    status="pending",
+                    occurred_at=begins,
+                    label=f"{case}-pending",
+                )
+                s.event(
+                    at,
+                    "status-changed",
+                    case,
+                    status="open",
+                    occurred_at=iso(d + US),
+                    label=f"{case}-resume",
+                )
+    return s
+
+
+def docs_of(sent: list[Sent], case: str) -> list[dict[str, Any]]:
+    """The events sent for `case`, as sent."""
+    return [orjson.loads(x.value) for x in sent if x.key == case.encode() and x.value is not None]
+
+
+def stretches(docs: list[dict[str, Any]], stop: Callable[[dict[str, Any]], bool]) -> list[int]:
+    """The lengths of the stretches a case's facts (alternately a stop and its end, as these
+    histories are) spend stopped, in order."""
+    facts = sorted((ts_us(d["occurred_at"]), stop(d)) for d in docs)
+    assert [s for _, s in facts] == [True, False] * (len(facts) // 2), facts
+    return [b - a for (a, _), (b, _) in zip(facts[::2], facts[1::2], strict=True)]
+
+
+def outline(alerts: list[Alert], case: str) -> list[tuple[Any, ...]]:
+    return sorted(
+        (a["type"], a["stage"], a["reason"], due(a), bool(a["catch_up"]), a["calendar"])
+        for a in alerts
+        if a["case_id"] == case
+    )
+
+
+def check_late_timing(sent: list[Sent], t0: int) -> None:
+    """The timing the comparison relies on held (a precondition): each twin's acknowledgement
+    went out close to its occurred_at, and its late pause at least LATE_GUARD after D (the
+    breach at D fired before the pause was known, live as in replay) and before the update
+    warning at D + 6 s it would move."""
+    by = {x.label: x for x in sent if x.label}
+    d = t0 + round(FAST_ACK_S * US) + FAST_WINDOW
+    problems = []
+    for case in FAST_CASES:
+        ack = by[f"{case}-ack"]
+        if abs(ack.at_us - occurred(ack)) > LATE_GUARD:
+            problems.append(
+                f"{case}: acknowledgement sent {(ack.at_us - occurred(ack)) / US} s late"
+            )
+        late = by[f"{case}-pending"].at_us - d
+        if not LATE_GUARD <= late <= FAST_WINDOW // 2 - LATE_GUARD:
+            problems.append(f"{case}: late pause sent at D + {late / US} s")
+    assert not problems, f"the sends did not keep the planned timing: {problems}"
+
+
+def test_long_histories_and_a_late_pause_at_a_deadline_live_match_replay(
+    kafka_bootstrap: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """Issue 21, examples 3 and 4, on a real worker.
+
+    3. Long histories are counted exactly: a case with 20 pauses in one update window and a
+       case with 10 resolve/reopen cycles before its acknowledgement, sent as a backfill
+       dated so that the deadline they extend is 5 minutes past at the burst. Both sides
+       must emit the catch-up breach due exactly where every pause or resolved stretch
+       extended its window by its length. (Before the fix the state kept the latest 32
+       status and 16 resolve/reopen facts, so the oldest 4 pauses and 2 cycles were
+       forgotten and both breaches came 2 h early.)
+    4. A pause learned late that begins exactly at an emitted update deadline D moves that
+       point to the pause's end: a new obligation (its id includes its deadline), owed at
+       once, as for the twin whose late pause begins 1 s before D.
+
+    Why example 4 is not racy: the breach at D fires live on the timer 2 s (4 s for BEFORE)
+    before the late pause is sent, and replay fires it too before it applies the pause,
+    since a note on CLOCK, occurred as sent, goes first in the same send and moves replay's
+    clock to the present; both facts of the pause go in that one send (one topic, one
+    partition, in order, well within the worker's skew), and the breach they create is
+    already past due when they arrive, so it fires after the skew, live as in replay, and
+    the next point they move (the warning at D + 6 s) is 2 s or more away. Example 3's
+    deadlines are minutes in the past or days in the future."""
+    dep = Deployment(kafka_bootstrap, unique_prefix, tmp_path, policy=LATE_PAUSE_POLICY)
+    t0_of: list[int] = []
+
+    def build(t0: int) -> tuple[Script, int]:
+        t0_of.append(t0)
+        return build_long_and_late_script(dep, t0), t0 + round(LATE_CUTOFF_S * US)
+
+    out = play_and_compare(
+        dep,
+        build,
+        precondition=lambda sent: check_late_timing(sent, t0_of[0]),
+        player=play_together,
+    )
+
+    # The exact deadlines, computed here from the histories sent.
+    burst = next(x.at_us for x in out.sent if x.key == b"PAUSES")
+    pauses = docs_of(out.sent, "PAUSES")
+    acked = next(ts_us(d["occurred_at"]) for d in pauses if d["type"] == "case-noted")
+    paused = stretches(
+        [d for d in pauses if d["type"] == "status-changed"], lambda d: d["status"] == "pending"
+    )
+    assert paused == [PAUSE] * PAUSES, paused
+    assert all(ts_us(d["occurred_at"]) < acked + P3_UPDATE for d in pauses)  # in one window
+    update_breach = acked + P3_UPDATE + sum(paused)  # each pause extends it by its length
+    cycles = docs_of(out.sent, "CYCLES")
+    opened = next(ts_us(d["occurred_at"]) for d in cycles if d["type"] == "case-opened")
+    resolved = stretches(
+        [d for d in cycles if d["type"] in ("case-resolved", "case-reopened")],
+        lambda d: d["type"] == "case-resolved",
+    )
+    assert resolved == [RESOLVED] * CYCLES, resolved
+    ack_breach = opened + P3_ACK + sum(resolved)  # each resolved stretch extends it
+    assert update_breach == ack_breach == burst - DUE_AGO  # the plan: past at the burst
+
+    by = {x.label: x for x in out.sent if x.label}
+    d = occurred(by["AT-ack"]) + FAST_WINDOW  # integer microseconds, as the engine counts
+    after = {
+        a["case_id"]: (fired(a) - by[f"{a['case_id']}-pending"].at_us) / US
+        for a in out.live
+        if a["case_id"] in FAST_CASES and a["stage"] == "breach" and due(a) > d
+    }
+    print(f"\nlive: the moved breaches fired {after} s after their late pause was sent")
+    for side, alerts in (("replay", out.replay), ("live", out.live)):
+        msg = f"{side}:\n{describe(alerts, out.t0)}"
+        assert all(fired(a) >= due(a) for a in alerts), msg
+        assert outline(alerts, "PAUSES") == [
+            ("update-due", "breach", "interval", update_breach, True, "24x7")
+        ], msg
+        assert outline(alerts, "CYCLES") == [
+            ("ack-due", "breach", "no-acknowledgement", ack_breach, True, "24x7")
+        ], msg
+        # ... before its acknowledgement (sent 2 s after the burst) was known.
+        assert all(fired(a) < by["CYCLES-ack"].at_us for a in alerts if a["case_id"] == "CYCLES"), (
+            msg
+        )
+        assert outline(alerts, "CLOCK") == [], msg
+        for case, priority in FAST_CASES.items():
+            name = twin(case)
+            cal = "round-the-clock" if priority == 1 else "24x7"
+            late = by[f"{case}-pending"]
+            assert occurred(late) == d + PAUSE_FROM[name], msg
+            assert occurred(by[f"{case}-resume"]) == d + US, msg
+            assert occurred(by[f"{case}-ack"]) + FAST_WINDOW == d, msg
+            moved = d + (US - PAUSE_FROM[name])  # the window extended by the pause's length
+            assert outline(alerts, case) == sorted(
+                [
+                    (
+                        "elevate-to-l2",
+                        "action",
+                        f"priority-{priority}",
+                        occurred(by[f"{case}-open"]),
+                        False,
+                        cal,
+                    ),
+                    ("update-due", "warning", "interval", d - FAST_WINDOW // 2, False, cal),
+                    ("update-due", "breach", "interval", d, False, cal),
+                    ("update-due", "breach", "interval", moved, False, cal),
+                    ("update-due", "warning", "interval", moved + FAST_WINDOW // 2, False, cal),
+                ]
+            ), f"{case}: {msg}"
+            breaches = {
+                due(a): a for a in alerts if a["case_id"] == case and a["stage"] == "breach"
+            }
+            # The breach at D went out before the pause was known; the moved one is a new
+            # obligation (another id), emitted once the pause was, already past due then.
+            assert breaches[d]["alert_id"] != breaches[moved]["alert_id"], msg
+            assert fired(breaches[d]) < late.at_us <= fired(breaches[moved]), msg
+            assert moved < late.at_us, msg
+            if side == "live":  # at once: after the skew, not at the case's next deadline
+                at_once = fired(breaches[moved])
+                assert late.at_us + SKEW <= at_once < d + FAST_WINDOW // 2, f"{case}: {msg}"
