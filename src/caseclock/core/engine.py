@@ -265,18 +265,17 @@ class Engine:
                 return opened_at
         return s.comm_last
 
-    def resolution_horizon(self, s: CaseState) -> int | None:
-        """The same for the resolve and reopen facts, which are also read at an ETA (one that
-        passed while the case was resolved was met): an eta-set may arrive late with any
-        ETA, and only one after the update clock's high-water mark can still fire, so the
-        resolutions are kept from that mark (from the opening while there is none)."""
-        h = self.horizon(s)
-        if h is None:
-            return None
+    @staticmethod
+    def resolution_horizon(s: CaseState, horizon: int) -> int:
+        """The same for the resolve and reopen facts, given the case's `horizon`: they are
+        also read at an ETA (one that passed while the case was resolved was met), and an
+        eta-set may arrive late with any ETA; only one after the update clock's high-water
+        mark can still fire, so the resolutions are kept from that mark (from the opening
+        while there is none)."""
         through = s.update_through
         if through is None:
-            return s.opened_at
-        return through if through < h else h
+            return horizon if s.opened_at is None else min(s.opened_at, horizon)
+        return through if through < horizon else horizon
 
     def trim(self, s: CaseState) -> None:
         """Drop the status and resolve/reopen facts before their horizons but the one in force
@@ -285,9 +284,7 @@ class Engine:
         h = self.horizon(s)
         if h is not None:
             trim_before(s.statuses, h)
-            hr = self.resolution_horizon(s)
-            if hr is not None:
-                trim_before(s.resolutions, hr)
+            trim_before(s.resolutions, self.resolution_horizon(s, h))
 
     @staticmethod
     def stops(s: CaseState, plan: Plan) -> list[tuple[int, int | None]]:
